@@ -1,0 +1,42 @@
+# Entry points shared by humans and CI. `make test` is the README's test command.
+SHELL := /bin/bash
+CARGO ?= cargo
+DEB_PKGS := conntrack conntrackd nftables iproute2 keepalived tcpdump socat iputils-ping netcat-openbsd
+DEPS_STAMP := target/.deps-ok
+
+.PHONY: deps build test test-unit test-system lint fmt bench demo clean
+
+# Idempotent: installs only what is missing; `apt-get update` runs once per machine.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  [ -f /var/lib/apt/lists/.conntrackd-rs-updated ] || { apt-get update && touch /var/lib/apt/lists/.conntrackd-rs-updated; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  systemctl disable --now conntrackd keepalived >/dev/null 2>&1 || true; \
+	else echo "deps: all present"; fi
+
+build:
+	$(CARGO) build --release --all-targets
+
+test: deps
+	$(CARGO) build --tests
+	$(CARGO) test -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	@echo "bench: not yet — the side-by-side benchmark is issue 5"; exit 1
+
+demo:
+	@echo "demo: not yet — the two-firewall demo lands with issue 4 (control plane and HA)"; exit 1
+
+clean:
+	$(CARGO) clean

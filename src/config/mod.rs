@@ -1,0 +1,1 @@
+//! conntrackd.conf 1.4.7 (filled in by the config work).

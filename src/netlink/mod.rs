@@ -1,0 +1,1 @@
+//! ctnetlink (filled in by the netlink work).

@@ -1,0 +1,1 @@
+//! AF_NETLINK sockets (filled in by the netlink work).

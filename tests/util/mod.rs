@@ -1,0 +1,1 @@
+//! Shared fixtures for the system tests (filled in by the harness work).
