@@ -8,6 +8,7 @@
 use std::io;
 
 pub mod netlink;
+pub mod netns;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {

@@ -1,0 +1,1 @@
+//! (netlink codec work: ct)

@@ -1,0 +1,1 @@
+//! (netlink I/O work: events)

@@ -1,0 +1,1 @@
+//! Network-namespace switching for a thread (harness work).

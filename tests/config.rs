@@ -1,0 +1,1 @@
+//! Config files: conf/*.conf, conf/invalid/*.conf and Debian's examples (config work).

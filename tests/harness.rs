@@ -1,0 +1,1 @@
+//! Tests of the namespace/daemon fixtures themselves (harness work).

@@ -1,0 +1,1 @@
+//! ctnetlink against the real kernel, in namespaces (netlink I/O work).
