@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::util::ct::{field, strip_volatile};
 use crate::util::daemon::{START_TIMEOUT, udp_config};
+use crate::util::ftp::make_expectation;
 use crate::util::{
     C_CONNTRACKD, CDaemon, NetNs, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
-    enable_conntrack, sysctl_get,
+    enable_conntrack, enable_conntrack_with_ftp, exp_list, sysctl_get,
 };
 
 #[test]
@@ -257,4 +258,66 @@ fn c_daemon_start_failure_is_reported() {
     let err = d.wait_ready(START_TIMEOUT).unwrap_err();
     assert!(err.contains("exited early"), "{err}\n{}", d.dump());
     assert!(!d.is_running());
+}
+
+/// Two namespaces on 10.231.3.0/24 and fd00:231:3::/64; the helper only where asked.
+fn ftp_pair(tag: &str, helper_on_client: bool, helper_on_server: bool) -> (NetNs, NetNs) {
+    let client = NetNs::new(&format!("{tag}c"));
+    let server = NetNs::new(&format!("{tag}s"));
+    Veth::connect(
+        &client,
+        "vfC",
+        "10.231.3.1/24 fd00:231:3::1/64",
+        &server,
+        "vfS",
+        "10.231.3.2/24 fd00:231:3::2/64",
+    );
+    for (ns, helper) in [(&client, helper_on_client), (&server, helper_on_server)] {
+        if helper {
+            enable_conntrack_with_ftp(ns)
+        } else {
+            enable_conntrack(ns)
+        }
+    }
+    (client, server)
+}
+
+#[test]
+fn ftp_expectation_on_server_side() {
+    let (client, server) = ftp_pair("fs", false, true);
+    let session = make_expectation(&client, &server, "10.231.3.2".parse().unwrap(), 50000);
+    assert_eq!(
+        session.reply(),
+        "227 Entering Passive Mode (10,231,3,2,195,80)"
+    );
+    let line = session.expect_expectation(&server);
+    assert!(line.contains("helper=ftp"), "{line}");
+    assert_eq!(field(&line, "src"), Some("10.231.3.1"));
+    assert_eq!(field(&line, "dst"), Some("10.231.3.2"));
+    // Without the helper the client's namespace tracks the flow but expects nothing.
+    assert!(exp_list(&client).is_empty(), "{:?}", exp_list(&client));
+    let master = ct_list(&server)
+        .into_iter()
+        .find(|l| l.contains("dport=21"))
+        .expect("control connection tracked");
+    assert!(master.contains("helper=ftp"), "{master}");
+    // The session closes cleanly (its server thread ends) even with entries still around;
+    // the master entry outlives the connection (TIME_WAIT), and so does its expectation
+    // until the entry goes: a flush.
+    drop(session);
+    ct_flush(&server);
+    assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
+}
+
+#[test]
+fn ftp_expectation_on_client_side_ipv6() {
+    let (client, server) = ftp_pair("f6", true, false);
+    let session = make_expectation(&client, &server, "fd00:231:3::2".parse().unwrap(), 50001);
+    assert_eq!(
+        session.reply(),
+        "229 Entering Extended Passive Mode (|||50001|)"
+    );
+    let line = session.expect_expectation(&client);
+    assert!(line.contains("helper=ftp"), "{line}");
+    assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
 }

@@ -16,6 +16,7 @@
 pub(crate) mod cmd;
 pub(crate) mod ct;
 pub(crate) mod daemon;
+pub(crate) mod ftp;
 pub(crate) mod netns;
 
 use std::fs;
