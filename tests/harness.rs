@@ -73,10 +73,35 @@ fn veth_ping_v4_and_v6() {
         !host.contains("vpA") && !host.contains("vpB"),
         "veth leaked into host: {host}"
     );
-    // A link taken down stops traffic.
+    // A link taken down loses its carrier on the peer too (failover tests rely on it).
     b.link_set("vpB", false);
-    let out = a.exec(&["ping", "-c", "1", "-W", "1", "10.231.1.2"]);
-    assert!(!out.status.success(), "ping through a down link succeeded");
+    let state = a.expect_ok(&["ip", "-o", "link", "show", "vpA"]);
+    assert!(state.contains("NO-CARRIER"), "{state}");
+    b.link_set("vpB", true);
+    a.expect_ok(&["ping", "-c", "1", "-W", "2", "10.231.1.2"]);
+}
+
+#[test]
+fn bridge_joins_three_namespaces() {
+    // The two-firewall layout: nodes hang off a bridge that lives in its own namespace.
+    let sw = NetNs::new("sw");
+    sw.bridge("br0");
+    let nodes: Vec<NetNs> = ["n1", "n2", "n3"].iter().map(|t| NetNs::new(t)).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let port = format!("p{i}");
+        Veth::connect(
+            node,
+            "eth0",
+            &format!("10.231.4.{}/24", i + 1),
+            &sw,
+            &port,
+            "",
+        );
+        sw.enslave(&port, "br0");
+    }
+    nodes[0].expect_ping("10.231.4.2");
+    nodes[0].expect_ping("10.231.4.3");
+    nodes[2].expect_ping("10.231.4.2");
 }
 
 #[test]
