@@ -20,6 +20,9 @@ use super::netns::NetNs;
 /// Debian's conntrackd 1.4.7, the reference implementation.
 pub(crate) const C_CONNTRACKD: &str = "/usr/sbin/conntrackd";
 
+/// Our binary, built by cargo for the integration tests; pass it to [`CDaemon::start_bin`].
+pub(crate) const OUR_CONNTRACKD: &str = env!("CARGO_BIN_EXE_conntrackd");
+
 /// Placeholder in config text for the daemon's private directory (no trailing slash).
 pub(crate) const DIR: &str = "@DIR@";
 
