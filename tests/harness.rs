@@ -348,3 +348,28 @@ fn ftp_expectation_on_client_side_ipv6() {
     assert!(line.contains("helper=ftp"), "{line}");
     assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
 }
+
+#[test]
+fn c_daemon_cleaned_up_after_panic() {
+    let (a, _b, _veth) = pair("cp");
+    let mut seen = None;
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let conf = udp_config("Mode FTFW { }", "vcA", "10.231.2.1", "10.231.2.2", 3793);
+        let d = CDaemon::start(&a, &conf);
+        seen = Some((d.pid(), d.dir().to_owned()));
+        panic!("test failure while the daemon runs");
+    }));
+    assert!(res.is_err());
+    let (pid, dir) = seen.expect("daemon never started");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} survived the panic"
+    );
+    assert!(!dir.exists(), "{} survived the panic", dir.display());
+    assert!(
+        a.pids().is_empty(),
+        "processes left in {}: {:?}",
+        a.name(),
+        a.pids()
+    );
+}
