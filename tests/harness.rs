@@ -8,7 +8,7 @@ use crate::util::ct::{field, strip_volatile};
 use crate::util::daemon::{START_TIMEOUT, udp_config};
 use crate::util::ftp::make_expectation;
 use crate::util::{
-    C_CONNTRACKD, CDaemon, NetNs, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
+    C_CONNTRACKD, CDaemon, NetNs, NsConfig, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
     enable_conntrack, enable_conntrack_with_ftp, exp_list, sysctl_get,
 };
 
@@ -50,6 +50,24 @@ fn netns_deleted_after_panic() {
         "fixture never created: {path:?}"
     );
     assert!(!path.exists(), "{} survived the panic", path.display());
+}
+
+#[test]
+fn netns_replaces_stale_namespace() {
+    // What a killed run with a recycled pid leaves behind: a namespace with our name, marked
+    // here by a dummy link (inode numbers of namespaces are reused, so they prove nothing).
+    let name = format!("ctd-{}-stale", std::process::id());
+    crate::util::cmd::expect_run(&["ip", "netns", "add", &name]);
+    let marker = [
+        "ip", "-n", &name, "link", "add", "stale0", "type", "veth", "peer", "stale1",
+    ];
+    let marked = crate::util::run(&marker);
+    // Constructed before any assertion so that the namespace is deleted whatever happens.
+    let ns = NetNs::named(&name, NsConfig::default());
+    crate::util::expect_ok(&marker, marked);
+    let links = ns.expect_ok(&["ip", "-o", "link"]);
+    assert!(!links.contains("stale0"), "stale namespace reused: {links}");
+    assert_eq!(ns.sysctl_get("net.ipv4.ip_forward"), "1");
 }
 
 #[test]
@@ -371,5 +389,36 @@ fn c_daemon_cleaned_up_after_panic() {
         "processes left in {}: {:?}",
         a.name(),
         a.pids()
+    );
+}
+
+#[test]
+fn c_daemon_replicates_ftp_expectation() {
+    // client --(10.231.3.0/24)-- a (FTP server, helper, daemon) --(10.231.2.0/24)-- b (daemon)
+    let (a, b, _sync) = pair("ce");
+    let client = NetNs::new("cec");
+    Veth::connect(&client, "vfC", "10.231.3.1/24", &a, "vfS", "10.231.3.2/24");
+    enable_conntrack(&client);
+    enable_conntrack_with_ftp(&a);
+    let sync = "Mode FTFW { }\n\tOptions { ExpectationSync on }";
+    let da = CDaemon::start(
+        &a,
+        &udp_config(sync, "vcA", "10.231.2.1", "10.231.2.2", 3794),
+    );
+    let db = CDaemon::start(
+        &b,
+        &udp_config(sync, "vcB", "10.231.2.2", "10.231.2.1", 3794),
+    );
+    let session = make_expectation(&client, &a, "10.231.3.2".parse().unwrap(), 50002);
+    session.expect_expectation(&a);
+    crate::util::wait_until(
+        Duration::from_secs(5),
+        "expectation in b's external cache",
+        || db.expect_ctl(&["-e", "expect"]).contains("dport=50002"),
+    );
+    let internal = da.expect_ctl(&["-i", "expect"]);
+    assert!(
+        internal.contains("dport=50002") && internal.contains("helper=ftp"),
+        "{internal}"
     );
 }

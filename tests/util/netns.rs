@@ -57,8 +57,17 @@ impl NetNs {
 
     /// Creates a namespace with explicit sysctls.
     pub(crate) fn with_config(tag: &str, config: NsConfig) -> Self {
+        Self::named(
+            &format!("ctd-{}-{}-{tag}", std::process::id(), unique()),
+            config,
+        )
+    }
+
+    /// Creates a namespace with exactly this name, replacing any existing one. Prefer
+    /// [`Self::new`], whose names cannot collide; this exists for tests of the fixture.
+    pub(crate) fn named(name: &str, config: NsConfig) -> Self {
         require_root();
-        let name = format!("ctd-{}-{}-{tag}", std::process::id(), unique());
+        let name = name.to_owned();
         let path = Path::new("/run/netns").join(&name);
         if path.exists() {
             // Left over from a killed run whose pid was recycled: start from a clean slate.
