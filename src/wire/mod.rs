@@ -26,6 +26,7 @@
 use core::fmt;
 
 pub mod attr;
+pub mod batch;
 pub mod ct;
 pub mod exp;
 pub mod header;
@@ -33,6 +34,7 @@ pub mod msgs;
 pub mod types;
 
 pub use attr::{Attr, AttrIter, Packet as NetAttrPacket};
+pub use batch::{Datagram, Outgoing, SeqCounter, Transport};
 pub use ct::Repr as CtRepr;
 pub use exp::Repr as ExpRepr;
 pub use header::{Packet as NetHdrPacket, Repr as NetHdrRepr};
