@@ -33,6 +33,9 @@ pub mod header;
 pub mod msgs;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 pub use attr::{Attr, AttrIter, Packet as NetAttrPacket};
 pub use batch::{Datagram, Outgoing, SeqCounter, Transport};
 pub use ct::Repr as CtRepr;
