@@ -106,7 +106,6 @@ impl Outgoing<'_> {
         match *self {
             Self::Ct { msg_type, .. } if !msg_type.is_ct() => Err(Error::BadType("CT payload")),
             Self::Exp { msg_type, .. } if !msg_type.is_exp() => Err(Error::BadType("EXP payload")),
-            // A range header on a data type would be misread by the receiver (§3.1).
             _ => Ok(()),
         }
     }

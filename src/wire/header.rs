@@ -57,24 +57,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
-    /// Checks that the buffer holds the whole header (16 bytes when [`has_range`]) and the
-    /// whole message announced by `len`, and that `len` covers the header. After this, no
+    /// Checks the header the way the C receiver splits a datagram (§4 steps 1-4, same
+    /// order): at least 8 bytes; `len` not zero; `len` not beyond the buffer; for a ranged
+    /// header at least 16 bytes and `len >= 16`, otherwise `len >= 8`. After this, no
     /// accessor panics.
+    ///
+    /// [`Error::Truncated`] means the buffer ends inside the message (a TCP reader keeps the
+    /// bytes for its next read); [`Error::BadLength`] means the header itself is corrupt.
     pub fn check_len(&self) -> Result<(), Error> {
         let buf = self.buffer.as_ref();
         if buf.len() < HEADER_LEN {
             return Err(Error::Truncated("message header"));
         }
+        let len = usize::from(self.len());
+        if len == 0 {
+            return Err(Error::BadLength("message length zero"));
+        }
+        if len > buf.len() {
+            return Err(Error::Truncated("message"));
+        }
         let need = self.header_len();
         if buf.len() < need {
             return Err(Error::Truncated("ack header"));
         }
-        let len = usize::from(self.len());
         if len < need {
-            return Err(Error::BadLength("message header"));
-        }
-        if len > buf.len() {
-            return Err(Error::BadLength("message longer than the datagram"));
+            return Err(Error::BadLength("message shorter than its header"));
         }
         Ok(())
     }
@@ -344,15 +351,21 @@ mod test {
         // len 4 < 8
         let mut b = CT_HDR_BYTES;
         b[3] = 4;
-        assert_eq!(
-            Packet::new_checked(&b[..]).unwrap_err(),
-            Error::BadLength("message header")
-        );
-        // len 12 > 8 bytes available
-        b[3] = 12;
         assert!(matches!(
             Packet::new_checked(&b[..]),
             Err(Error::BadLength(_))
+        ));
+        // len 0
+        b[3] = 0;
+        assert!(matches!(
+            Packet::new_checked(&b[..]),
+            Err(Error::BadLength(_))
+        ));
+        // len 12 > 8 bytes available: the message continues beyond the buffer
+        b[3] = 12;
+        assert!(matches!(
+            Packet::new_checked(&b[..]),
+            Err(Error::Truncated(_))
         ));
         // ACK with len 8 is too short for the range
         let mut a = ACK_BYTES;
@@ -360,6 +373,11 @@ mod test {
         assert!(matches!(
             Packet::new_checked(&a[..]),
             Err(Error::BadLength(_))
+        ));
+        // ACK with len 8 and only 8 bytes: the C receiver waits for 16 (§4 step 4)
+        assert!(matches!(
+            Packet::new_checked(&a[..8]),
+            Err(Error::Truncated(_))
         ));
         // ACK cut to 12 bytes
         assert!(matches!(

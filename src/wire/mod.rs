@@ -56,10 +56,11 @@ pub type Rest = core::ops::RangeFrom<usize>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// Fewer bytes than the structure's fixed part (e.g. 3 trailing bytes after a message).
+    /// The buffer ends inside a message: fewer than 8 (or 16) header bytes left, or `len`
+    /// beyond the end. On a TCP stream this means "keep the bytes and read more".
     Truncated(&'static str),
-    /// A length field that contradicts the buffer or the structure (zero, too small, longer
-    /// than the bytes left).
+    /// A length field that is corrupt: zero or smaller than its header, or (for attributes)
+    /// beyond the end of the message.
     BadLength(&'static str),
     /// The version nibble of a message header is not 1 (§4 step 5). Only this message is
     /// lost; the C receiver carries on with the next one.

@@ -100,8 +100,8 @@ impl<'a> Messages<'a> {
     }
 
     /// Offset of the first byte not consumed. After a framing error it points at the start
-    /// of the bad message, so a TCP reader can keep `&buf[offset..]` for the next read when
-    /// the error was a truncation (§4 steps 1 and 3).
+    /// of the bad message, so a TCP reader can keep `&buf[offset..]` for its next read when
+    /// the error was [`Error::Truncated`] (§1, §4 steps 1 and 3).
     pub const fn offset(&self) -> usize {
         self.offset
     }
