@@ -1,6 +1,6 @@
 //! The expectation payload of EXP_NEW / EXP_UPD / EXP_DEL (§8).
 //!
-//! Same TLV format as conntracks, separate number space ([`ExpAttrType`]). The master,
+//! Same TLV format as conntracks, separate number space ([`ExpAttrType`](super::ExpAttrType)). The master,
 //! expected, mask and NAT attributes fill four separate tuples ([`Tuple`]); `emit` writes
 //! them in the 1.4.7 sender's order so that captured messages re-encode byte for byte.
 
@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 
 use super::Error;
 use super::attr::{AttrIter, Writer, array};
-use super::ct::{Addrs, Name, Ports, Size};
+use super::ct::Size;
+use super::tuple::{Addrs, Name, Ports};
 use super::types::ExpAttrType as T;
 
 /// One tuple of an expectation: addresses, protocol, ports; each part optional.

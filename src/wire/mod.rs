@@ -3,8 +3,9 @@
 //! One datagram (or a run of TCP stream bytes) is a concatenation of messages. Each message
 //! is an 8-byte header ([`header`]), optionally extended by a sequence range for ACK, NACK
 //! and RESYNC, followed by netattr TLVs ([`attr`]) carrying a conntrack ([`ct`]) or an
-//! expectation ([`exp`]). [`msgs`] splits a received datagram; [`batch`] packs outgoing
-//! messages into one datagram the way the C daemon does.
+//! expectation ([`exp`]), built from the shared values in [`mod@tuple`]. [`msgs`] splits a
+//! received datagram; [`batch`] packs outgoing messages into one datagram the way the C
+//! daemon does.
 //!
 //! Reference: `shared/reference/wire-protocol.md` (section numbers in comments point there).
 //!
@@ -31,6 +32,7 @@ pub mod ct;
 pub mod exp;
 pub mod header;
 pub mod msgs;
+pub mod tuple;
 pub mod types;
 
 #[cfg(test)]

@@ -594,6 +594,9 @@ fn test_ct_every_attribute_round_trip() {
     labels.set(33).unwrap();
     assert!(labels.get(33) && !labels.get(1));
     assert!(labels.set(128).is_err());
+    assert_eq!(ct::Labels::from_words(&[1, 2, 0, 0]), Ok(labels));
+    assert!(ct::Labels::from_words(&[0, 0, 0, 0, 1]).is_err());
+    assert_eq!(ct::Labels::from_words(&[1; 1]).unwrap().wire_words(), 1);
     let r = ct::Repr {
         addrs: Some(Addrs::V6 {
             src: Ipv6Addr::LOCALHOST,
