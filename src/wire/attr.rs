@@ -246,6 +246,24 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// How the C receiver sizes an attribute: `Fixed(n)` needs `nta_len == n`, `Max(n)` needs
+/// `nta_len <= n` (§6.1, §6.3).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Size {
+    Fixed(u16),
+    Max(u16),
+}
+
+impl Size {
+    pub(crate) fn check(self, ty: u16, len: u16) -> Result<(), Error> {
+        match self {
+            Self::Fixed(n) if len != n => Err(Error::BadAttrLen { ty, len }),
+            Self::Max(n) if len > n => Err(Error::BadAttrLen { ty, len }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Reads a fixed-size payload; the caller has already checked the size against its table.
 pub(crate) fn array<const N: usize>(p: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];

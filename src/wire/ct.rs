@@ -18,7 +18,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::Error;
-use super::attr::{self, AttrIter, Writer, array};
+use super::attr::{AttrIter, Size, Writer, array};
 pub use super::tuple::{Addrs, Name, Ports};
 use super::types::AttrType as T;
 
@@ -230,61 +230,16 @@ pub struct Repr {
     pub zone: Option<u16>,
 }
 
-/// How the C receiver sizes an attribute: `Fixed(n)` needs `nta_len == n`, `Max(n)` needs
-/// `nta_len <= n` (§6.1, §6.3).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Size {
-    Fixed(u16),
-    Max(u16),
-}
-
-impl Size {
-    pub(crate) fn check(self, ty: u16, len: u16) -> Result<(), Error> {
-        match self {
-            Self::Fixed(n) if len != n => Err(Error::BadAttrLen { ty, len }),
-            Self::Max(n) if len > n => Err(Error::BadAttrLen { ty, len }),
-            _ => Ok(()),
-        }
-    }
-}
-
 use Size::{Fixed as F, Max as M};
 
 /// `nta_len` rules of the 33 CT attributes, indexed by type (§6.1).
+#[rustfmt::skip]
 const SIZES: [Size; T::MAX as usize] = [
-    F(12),
-    F(36),
-    F(5),
-    F(8),
-    F(5),
-    F(8),
-    F(8),
-    F(8), // 0-7
-    F(12),
-    F(36),
-    F(5),
-    F(8),
-    F(8),
-    F(8),
-    F(6),
-    F(6), // 8-15
-    F(28),
-    F(5),
-    F(8),
-    F(8),
-    F(5),
-    F(5),
-    F(5),
-    F(5), // 16-23
-    F(6),
-    F(5),
-    F(5),
-    M(16),
-    M(1028),
-    F(20),
-    F(20),
-    F(16), // 24-31
-    F(6),  // 32
+    F(12), F(36), F(5), F(8), F(5), F(8), F(8), F(8),             // 0-7
+    F(12), F(36), F(5), F(8), F(8), F(8), F(6), F(6),             // 8-15
+    F(28), F(5), F(8), F(8), F(5), F(5), F(5), F(5),              // 16-23
+    F(6), F(5), F(5), M(16), M(1028), F(20), F(20), F(16),        // 24-31
+    F(6),                                                         // 32
 ];
 
 fn be16(p: &[u8]) -> u16 {
@@ -482,13 +437,4 @@ fn put_be32(w: &mut Writer<'_>, ty: T, v: Option<u32>) {
     if let Some(v) = v {
         w.put_be32(ty.0, v);
     }
-}
-
-/// Checks an attribute against the CT table without decoding it (for callers that only
-/// want to validate).
-pub fn check_attr(a: &attr::Attr<'_>) -> Result<(), Error> {
-    SIZES
-        .get(usize::from(a.ty))
-        .ok_or(Error::UnknownAttr(a.ty))?
-        .check(a.ty, a.len)
 }

@@ -7,8 +7,7 @@
 use std::net::Ipv4Addr;
 
 use super::Error;
-use super::attr::{AttrIter, Writer, array};
-use super::ct::Size;
+use super::attr::{AttrIter, Size, Writer, array};
 use super::tuple::{Addrs, Name, Ports};
 use super::types::ExpAttrType as T;
 
@@ -81,28 +80,11 @@ pub struct Repr {
 use Size::{Fixed as F, Max as M};
 
 /// `nta_len` rules of the 21 EXP attributes, indexed by type (§8).
+#[rustfmt::skip]
 const SIZES: [Size; T::MAX as usize] = [
-    F(12),
-    F(36),
-    F(5),
-    F(8),
-    F(12),
-    F(36),
-    F(5),
-    F(8), // 0-7
-    F(12),
-    F(36),
-    F(5),
-    F(8),
-    F(8),
-    F(8),
-    F(8),
-    F(12), // 8-15
-    F(8),
-    F(5),
-    F(8),
-    M(16),
-    M(32), // 16-20
+    F(12), F(36), F(5), F(8), F(12), F(36), F(5), F(8),           // 0-7
+    F(12), F(36), F(5), F(8), F(8), F(8), F(8), F(12),            // 8-15
+    F(8), F(5), F(8), M(16), M(32),                               // 16-20
 ];
 
 fn be32(p: &[u8]) -> u32 {
