@@ -272,33 +272,37 @@ fn render_message(off: usize, m: &Message<'_>, out: &mut Vec<String>) {
     }
 }
 
-fn reencode(m: &Message<'_>) -> Vec<u8> {
-    let (ct, exp);
+/// Calls `f` with the [`Outgoing`] that describes a received message.
+fn with_outgoing<R>(m: &Message<'_>, f: impl FnOnce(&Outgoing<'_>) -> R) -> R {
     let h = &m.header;
-    let out = if h.msg_type.is_ct() {
-        ct = m.ct().unwrap();
-        Outgoing::Ct {
+    if h.msg_type.is_ct() {
+        let repr = m.ct().unwrap();
+        f(&Outgoing::Ct {
             msg_type: h.msg_type,
             flags: h.flags,
-            repr: &ct,
-        }
+            repr: &repr,
+        })
     } else if h.msg_type.is_exp() {
-        exp = m.exp().unwrap();
-        Outgoing::Exp {
+        let repr = m.exp().unwrap();
+        f(&Outgoing::Exp {
             msg_type: h.msg_type,
             flags: h.flags,
-            repr: &exp,
-        }
+            repr: &repr,
+        })
     } else {
-        Outgoing::Control {
+        f(&Outgoing::Control {
             flags: h.flags,
             range: h.range,
-        }
-    };
-    let mut buf = vec![0u8; out.buffer_len()];
-    let n = out.emit(h.seq, &mut buf).unwrap();
-    assert_eq!(n, buf.len());
-    buf
+        })
+    }
+}
+
+fn reencode(m: &Message<'_>) -> Vec<u8> {
+    with_outgoing(m, |out| {
+        let mut buf = vec![0u8; out.buffer_len()];
+        assert_eq!(out.emit(m.header.seq, &mut buf), Ok(buf.len()));
+        buf
+    })
 }
 
 #[test]
@@ -340,30 +344,10 @@ fn test_vectors_decode_and_reencode() {
                     mismatches.push(format!("{ctx} seq {}", m.header.seq));
                 }
             }
+            // The batcher stamps the next number of the counter: start it at the captured seq.
             let mut seq = SeqCounter::new(m.header.seq);
-            let (ct, exp);
-            let h = &m.header;
-            let o = if h.msg_type.is_ct() {
-                ct = m.ct().unwrap();
-                Outgoing::Ct {
-                    msg_type: h.msg_type,
-                    flags: h.flags,
-                    repr: &ct,
-                }
-            } else if h.msg_type.is_exp() {
-                exp = m.exp().unwrap();
-                Outgoing::Exp {
-                    msg_type: h.msg_type,
-                    flags: h.flags,
-                    repr: &exp,
-                }
-            } else {
-                Outgoing::Control {
-                    flags: h.flags,
-                    range: h.range,
-                }
-            };
-            assert_eq!(d.push(&mut seq, &o), Ok(h.seq));
+            let pushed = with_outgoing(m, |o| d.push(&mut seq, o));
+            assert_eq!(pushed, Ok(m.header.seq));
         }
         if d.as_bytes() == v.payload.as_slice() {
             dgram_same += 1;
@@ -670,6 +654,8 @@ fn test_ct_every_attribute_round_trip() {
     assert_eq!(find(AttrType::NTA_HELPER_NAME), b"ftp\0");
     assert!(Name::<12>::new("twelve-chars").is_err());
     assert!(Name::<12>::new("eleven-char").is_ok());
+    assert_eq!(format!("{:?}", Name::<12>::new("ftp").unwrap()), "\"ftp\"");
+    assert_eq!(Name::<12>::new("ftp").unwrap().as_str(), Some("ftp"));
 }
 
 #[test]

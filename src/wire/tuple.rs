@@ -125,6 +125,6 @@ impl<const N: usize> Name<N> {
 
 impl<const N: usize> core::fmt::Debug for Name<N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{:?}", self.as_bytes().escape_ascii().to_string())
+        write!(f, "\"{}\"", self.as_bytes().escape_ascii())
     }
 }
