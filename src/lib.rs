@@ -15,3 +15,4 @@
 pub mod config;
 pub mod netlink;
 pub mod sys;
+pub mod wire;
