@@ -1,1 +1,291 @@
-//! Config files: conf/*.conf, conf/invalid/*.conf and Debian's examples (config work).
+//! Config files end to end: our `conf/*.conf`, Debian's examples (read in place), the
+//! reference test-vector configs, and the one-defect files of `conf/invalid/`.
+//!
+//! The C daemon (`/usr/sbin/conntrackd -C FILE -s`) serves as an oracle: it must accept
+//! every file we accept and reject every file we reject. Client mode parses the whole file
+//! and then fails to connect to a (non-running) daemon; that failure is not a rejection.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use conntrackd::config::{self, ExpectationSync, FilterFrom, Policy, SyncMode, Transport};
+
+const DEBIAN_EXAMPLES: &str = "/usr/share/doc/conntrackd/examples";
+const VECTOR_CONFIGS: &str = "/work/shared/reference/test-vectors/configs";
+const C_DAEMON: &str = "/usr/sbin/conntrackd";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn conf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn debian_examples() -> Vec<PathBuf> {
+    let root = Path::new(DEBIAN_EXAMPLES);
+    assert!(
+        root.is_dir(),
+        "{DEBIAN_EXAMPLES} is missing: install the C daemon's package with `make deps`"
+    );
+    let files: Vec<PathBuf> = ["sync/alarm", "sync/ftfw", "sync/notrack", "stats"]
+        .iter()
+        .map(|d| root.join(d).join("conntrackd.conf"))
+        .collect();
+    for f in &files {
+        assert!(f.is_file(), "{} is missing: run `make deps`", f.display());
+    }
+    files
+}
+
+/// What the C daemon thinks of a file: `Ok(())` if it parsed it, `Err(log)` if not.
+fn c_verdict(path: &Path) -> Result<(), String> {
+    let out = Command::new(C_DAEMON)
+        .arg("-C")
+        .arg(path)
+        .arg("-s")
+        .output()
+        .unwrap_or_else(|e| panic!("{C_DAEMON}: {e}: run `make deps`"));
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let rejected = log
+        .lines()
+        .any(|l| l.contains("[ERROR]") && !l.contains("can't connect"));
+    if rejected { Err(log) } else { Ok(()) }
+}
+
+fn load_ok(path: &Path) -> config::Config {
+    config::load(path).unwrap_or_else(|e| panic!("{} must parse:\n{e}", path.display()))
+}
+
+#[test]
+fn test_our_configs_parse() {
+    let files = conf_files(&repo().join("conf"));
+    assert!(files.len() >= 7, "expected our demo configs in conf/");
+    for f in files {
+        let cfg = load_ok(&f);
+        let summary = cfg.summary();
+        eprintln!("{}: {summary}", f.display());
+        for w in &cfg.warnings {
+            eprintln!("  {w}");
+        }
+        assert!(!summary.contains('\n'));
+    }
+}
+
+#[test]
+fn test_debian_examples_parse() {
+    for f in debian_examples() {
+        load_ok(&f);
+    }
+}
+
+#[test]
+fn test_vector_configs_parse() {
+    for f in conf_files(Path::new(VECTOR_CONFIGS)) {
+        load_ok(&f);
+    }
+}
+
+/// The C daemon accepts everything we accept.
+#[test]
+fn test_c_daemon_accepts_valid_files() {
+    let mut files = conf_files(&repo().join("conf"));
+    files.extend(debian_examples());
+    files.extend(conf_files(Path::new(VECTOR_CONFIGS)));
+    for f in files {
+        if let Err(log) = c_verdict(&f) {
+            panic!("C conntrackd rejects {}:\n{log}", f.display());
+        }
+    }
+}
+
+/// `# expect: LINE:COL: text` on line 1 of each invalid file.
+fn expectation(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let first = text.lines().next().unwrap_or_default();
+    let rest = first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{}: line 1 must be `# expect: L:C: text`", path.display()));
+    let mut it = rest.splitn(3, ':');
+    let (l, c, msg) = (it.next(), it.next(), it.next());
+    match (l, c, msg) {
+        (Some(l), Some(c), Some(m)) => (format!("{}:{}", l.trim(), c.trim()), m.trim().to_owned()),
+        _ => panic!("{}: malformed expectation `{rest}`", path.display()),
+    }
+}
+
+#[test]
+fn test_invalid_files_rejected_with_position() {
+    let files = conf_files(&repo().join("conf/invalid"));
+    assert!(files.len() >= 10, "expected 10+ files in conf/invalid/");
+    let mut failures = Vec::new();
+    for f in files {
+        let (pos, text) = expectation(&f);
+        let rendered = match config::load(&f) {
+            Ok(_) => String::from("(accepted)"),
+            Err(e) => e.to_string(),
+        };
+        let want = format!("{}:{pos}: ", f.display());
+        let hit = rendered
+            .lines()
+            .any(|l| l.starts_with(&want) && l.contains(&text));
+        if !hit {
+            failures.push(format!(
+                "{}: expected an error at {pos} containing {text:?}, got:\n{rendered}",
+                f.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The C daemon rejects every file of `conf/invalid/` too.
+#[test]
+fn test_c_daemon_rejects_invalid_files() {
+    for f in conf_files(&repo().join("conf/invalid")) {
+        assert!(
+            c_verdict(&f).is_err(),
+            "C conntrackd accepts {} but we reject it",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn test_minimal_defaults() {
+    let cfg = config::parse_str(
+        "min.conf",
+        "Sync { Multicast { IPv4_address 225.0.0.50 Group 3780 Interface eth0 } }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = &cfg.general;
+    // Reference: config-grammar.md §3.1 and sync-modes.md §11.
+    assert_eq!(g.hash_size, 65536);
+    assert_eq!(g.hash_limit, 262_144);
+    assert_eq!(g.lock_file, Path::new("/var/lock/conntrackd.lock"));
+    assert_eq!(g.log_file, None);
+    assert_eq!(g.syslog, None);
+    assert_eq!(g.unix_path, None);
+    assert_eq!(g.netlink_buffer_size, None);
+    assert_eq!(g.netlink_buffer_size_max_growth, 0);
+    assert_eq!(g.netlink_overrun_resync, Some(30));
+    assert!(!g.netlink_events_reliable);
+    assert_eq!(g.event_iteration_limit, 100);
+    assert_eq!(g.poll_secs, None);
+    assert!(g.systemd);
+    assert_eq!(g.scheduler.policy, None);
+    assert_eq!(g.filter.from, FilterFrom::Userspace);
+    assert!(g.filter.is_empty());
+    let s = cfg.sync.as_ref().unwrap_or_else(|| panic!("sync"));
+    assert_eq!(s.mode, SyncMode::Ftfw);
+    assert_eq!(s.refresh_time, 60);
+    assert_eq!(s.cache_timeout, 180);
+    assert_eq!(s.commit_timeout, 0);
+    assert_eq!(s.purge_timeout, 60);
+    assert_eq!(s.resend_queue_size, 131_072);
+    assert_eq!(s.ack_window_size, 300);
+    assert_eq!(s.error_queue_length, 128);
+    assert!(!s.tcp_window_tracking);
+    assert_eq!(s.expectation_sync, ExpectationSync::Off);
+    assert!(!s.disable_internal_cache && !s.disable_external_cache && !s.startup_resync);
+    assert_eq!(s.channels.len(), 1);
+    assert!(s.channels[0].checksum);
+    assert_eq!(s.channels[0].transport, Transport::Multicast);
+    assert_eq!(s.channels[0].port, 3780);
+    // No Mode: FTFW with a warning, as sync-mode.c does.
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.message.contains("no synchronization mode"))
+    );
+}
+
+#[test]
+fn test_debian_ftfw_example_typed() {
+    let cfg = load_ok(&Path::new(DEBIAN_EXAMPLES).join("sync/ftfw/conntrackd.conf"));
+    let s = cfg.sync.as_ref().unwrap_or_else(|| panic!("sync"));
+    assert_eq!(s.mode, SyncMode::Ftfw);
+    assert_eq!(s.channels[0].interface.as_deref(), Some("eth2"));
+    let f = &cfg.general.filter;
+    let p = f
+        .protocol
+        .as_ref()
+        .unwrap_or_else(|| panic!("protocol filter"));
+    assert_eq!(p.policy, Policy::Accept);
+    let a = f
+        .address
+        .as_ref()
+        .unwrap_or_else(|| panic!("address filter"));
+    assert_eq!(a.policy, Policy::Ignore);
+    assert!(a.items.iter().all(|p| p.is_exact()));
+}
+
+#[test]
+fn test_unreadable_file_is_an_error() {
+    let e = config::load(Path::new("/nonexistent/conntrackd.conf"));
+    let e = e.err().unwrap_or_else(|| panic!("must fail"));
+    assert_eq!(e.len(), 1);
+    assert!(e.to_string().starts_with("/nonexistent/conntrackd.conf: "));
+}
+
+/// Truncated and garbled versions of real files, and random bytes: never a panic.
+#[test]
+fn test_fuzz_like_inputs_never_panic() {
+    let mut corpus: Vec<String> = debian_examples()
+        .iter()
+        .chain(conf_files(Path::new(VECTOR_CONFIGS)).iter())
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    corpus.extend(
+        conf_files(&repo().join("conf"))
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok()),
+    );
+    // xorshift: deterministic, no dependency.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for text in &corpus {
+        let b = text.as_bytes();
+        for cut in (0..b.len()).step_by(37) {
+            let _ = config::parse_str("t", &String::from_utf8_lossy(&b[..cut]));
+        }
+        for _ in 0..200 {
+            let mut g = b.to_vec();
+            for _ in 0..4 {
+                let len = g.len().max(1);
+                let i = usize::try_from(rnd() % len as u64).unwrap_or(0);
+                let op = rnd() % 4;
+                let byte = u8::try_from(rnd() % 256).unwrap_or(b'x');
+                match op {
+                    0 if i < g.len() => g[i] = byte,
+                    1 if i < g.len() => {
+                        g.remove(i);
+                    }
+                    2 => g.insert(i.min(g.len()), b"{}#/:.\n-"[usize::from(byte % 8)]),
+                    _ => g.insert(i.min(g.len()), byte),
+                }
+            }
+            let _ = config::parse_str("t", &String::from_utf8_lossy(&g));
+        }
+    }
+    for _ in 0..2000 {
+        let n = usize::try_from(rnd() % 200).unwrap_or(0);
+        let bytes: Vec<u8> = (0..n)
+            .map(|_| u8::try_from(rnd() % 256).unwrap_or(0))
+            .collect();
+        let _ = config::parse_str("t", &String::from_utf8_lossy(&bytes));
+    }
+}

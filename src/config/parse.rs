@@ -1,0 +1,733 @@
+//! The conntrackd.conf 1.4.7 grammar: tokens → a small AST, collecting every syntax error.
+//!
+//! The grammar is the C daemon's bison grammar restated as a table: for each block
+//! ([`Ctx`]) and keyword, [`shape`] says what must follow the keyword. Every statement of
+//! the file has the form `Keyword args… [{ body }]`, so one generic [`Stmt`] node holds
+//! them all; the lowering pass gives them meaning.
+//!
+//! The C parser stops at its first error. We report it and go on: after a bad statement
+//! the parser skips to the next keyword that can start a statement in the same block, or
+//! to the `}` closing the block (nested `{ … }` are skipped whole). A section keyword
+//! (`General`, `Sync`, `Stats`, `Helper`) met inside a block means a `}` is missing: the
+//! parser reports that once and resumes at top level.
+
+use super::error::{Error, Span};
+use super::lex::{Kw, ModeName, Tok, Token};
+
+/// A block of the file: what may appear between its braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Ctx {
+    Top,
+    General,
+    Unix,
+    Scheduler,
+    Filter,
+    ProtocolList,
+    AddressList,
+    StateList,
+    Sync,
+    Multicast,
+    Udp,
+    Tcp,
+    ModeAlarm,
+    ModeFtfw,
+    ModeNotrack,
+    Options,
+    ExpectList,
+    Stats,
+    Helper,
+    HelperType,
+    Policy,
+}
+
+impl Ctx {
+    /// How the block reads in messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Top => "the top level",
+            Self::General => "`General`",
+            Self::Unix => "`UNIX`",
+            Self::Scheduler => "`Scheduler`",
+            Self::Filter => "`Filter`",
+            Self::ProtocolList => "`Protocol` list",
+            Self::AddressList => "`Address` list",
+            Self::StateList => "`State` list",
+            Self::Sync => "`Sync`",
+            Self::Multicast => "`Multicast`",
+            Self::Udp => "`UDP`",
+            Self::Tcp => "`TCP`",
+            Self::ModeAlarm => "`Mode ALARM`",
+            Self::ModeFtfw => "`Mode FTFW`",
+            Self::ModeNotrack => "`Mode NOTRACK`",
+            Self::Options => "`Options`",
+            Self::ExpectList => "`ExpectationSync` list",
+            Self::Stats => "`Stats`",
+            Self::Helper => "`Helper`",
+            Self::HelperType => "`Helper Type`",
+            Self::Policy => "`Policy`",
+        }
+    }
+
+    const STMT_BLOCKS: &'static [Self] = &[
+        Self::Top,
+        Self::General,
+        Self::Unix,
+        Self::Scheduler,
+        Self::Filter,
+        Self::AddressList,
+        Self::Sync,
+        Self::Multicast,
+        Self::Udp,
+        Self::Tcp,
+        Self::ModeAlarm,
+        Self::ModeFtfw,
+        Self::ModeNotrack,
+        Self::Options,
+        Self::Stats,
+        Self::Helper,
+        Self::HelperType,
+        Self::Policy,
+    ];
+}
+
+/// What must follow a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Num,
+    Signed,
+    Path,
+    Word,
+    Ip,
+    Bool,
+    BoolOrPath,
+    BoolOrWord,
+    BoolOrNum,
+    /// `{ … }`.
+    Block(Ctx),
+    /// `[Default] { … }`.
+    OptDefaultBlock(Ctx),
+    /// `[From Userspace|From Kernelspace] { … }`.
+    FilterBlock,
+    /// `Accept|Ignore { … }`.
+    LogicBlock(Ctx),
+    /// `ALARM|FTFW|NOTRACK { … }`.
+    ModeBlock,
+    /// `on|off` or `{ word … }`.
+    BoolOrWordList,
+    /// `Type helper l3 l4 { … }` (Helper blocks).
+    HelperType,
+    /// `Policy name { … }`.
+    WordBlock(Ctx),
+}
+
+/// The grammar table: what `kw` takes inside `ctx`, or `None` if it is not allowed there.
+pub(crate) fn shape(ctx: Ctx, kw: Kw) -> Option<Shape> {
+    use Kw as K;
+    use Shape as S;
+    let s = match (ctx, kw) {
+        (Ctx::Top, K::General) => S::Block(Ctx::General),
+        (Ctx::Top, K::Sync) => S::Block(Ctx::Sync),
+        (Ctx::Top, K::Stats) => S::Block(Ctx::Stats),
+        (Ctx::Top, K::Helper) => S::Block(Ctx::Helper),
+
+        (Ctx::General, K::HashSize | K::HashLimit) => S::Num,
+        (Ctx::General | Ctx::Stats, K::LogFile) => S::BoolOrPath,
+        (Ctx::General | Ctx::Stats, K::Syslog) => S::BoolOrWord,
+        (Ctx::General, K::LockFile) => S::Path,
+        (Ctx::General, K::Unix) => S::Block(Ctx::Unix),
+        (
+            Ctx::General,
+            K::NetlinkBufferSize
+            | K::SocketBufferSize
+            | K::NetlinkBufferSizeMaxGrowth
+            | K::SocketBufferSizeMaxGrown
+            | K::SocketBufferSizeMaxGrowth
+            | K::EventIterationLimit
+            | K::PollSecs,
+        ) => S::Num,
+        (Ctx::General, K::Filter) => S::FilterBlock,
+        (Ctx::General, K::NetlinkOverrunResync) => S::BoolOrNum,
+        (Ctx::General, K::NetlinkEventsReliable | K::Systemd) => S::Bool,
+        (Ctx::General, K::Nice) => S::Signed,
+        (Ctx::General, K::Scheduler) => S::Block(Ctx::Scheduler),
+
+        (Ctx::Unix, K::Path) => S::Path,
+        (Ctx::Unix, K::Backlog) => S::Num,
+        (Ctx::Scheduler, K::Type) => S::Word,
+        (Ctx::Scheduler, K::Priority) => S::Num,
+
+        (Ctx::Filter, K::Protocol) => S::LogicBlock(Ctx::ProtocolList),
+        (Ctx::Filter, K::Address) => S::LogicBlock(Ctx::AddressList),
+        (Ctx::Filter, K::State) => S::LogicBlock(Ctx::StateList),
+        (Ctx::AddressList, K::Ipv4Address | K::Ipv6Address) => S::Ip,
+
+        (
+            Ctx::Sync | Ctx::ModeAlarm,
+            K::RefreshTime | K::CacheTimeout | K::CommitTimeout | K::PurgeTimeout,
+        ) => S::Num,
+        (Ctx::Sync, K::Multicast) => S::OptDefaultBlock(Ctx::Multicast),
+        (Ctx::Sync, K::Udp) => S::OptDefaultBlock(Ctx::Udp),
+        (Ctx::Sync, K::Tcp) => S::OptDefaultBlock(Ctx::Tcp),
+        (Ctx::Sync, K::Mode) => S::ModeBlock,
+        (Ctx::Sync, K::Options) => S::Block(Ctx::Options),
+
+        (Ctx::ModeFtfw | Ctx::ModeNotrack, K::CommitTimeout | K::PurgeTimeout) => S::Num,
+        (Ctx::ModeFtfw, K::ResendQueueSize | K::AckWindowSize) => S::Num,
+        (Ctx::ModeFtfw | Ctx::ModeNotrack, K::DisableExternalCache | K::StartupResync) => S::Bool,
+        (Ctx::ModeNotrack, K::DisableInternalCache) => S::Bool,
+
+        (Ctx::Options, K::TcpWindowTracking) => S::Bool,
+        (Ctx::Options, K::ExpectationSync) => S::BoolOrWordList,
+
+        (Ctx::Multicast | Ctx::Udp | Ctx::Tcp, K::Ipv4Address | K::Ipv6Address) => S::Ip,
+        (Ctx::Multicast, K::Ipv4Interface | K::Ipv6Interface) => S::Ip,
+        (Ctx::Udp | Ctx::Tcp, K::Ipv4DestinationAddress | K::Ipv6DestinationAddress) => S::Ip,
+        (Ctx::Multicast | Ctx::Udp | Ctx::Tcp, K::Interface) => S::Word,
+        (Ctx::Multicast, K::Group) => S::Num,
+        (Ctx::Udp | Ctx::Tcp, K::Port) => S::Num,
+        (Ctx::Multicast | Ctx::Udp | Ctx::Tcp, K::SndSocketBuffer | K::RcvSocketBuffer) => S::Num,
+        (Ctx::Multicast | Ctx::Udp | Ctx::Tcp, K::Checksum) => S::Bool,
+        (Ctx::Tcp, K::ErrorQueueLength) => S::Num,
+
+        (Ctx::Helper, K::Setup) => S::Bool,
+        // The C grammar lets queue and policy lines appear directly in `Helper` too, and
+        // `Type` blocks nest (they are one recursive rule).
+        (Ctx::Helper | Ctx::HelperType, K::Type) => S::HelperType,
+        (Ctx::Helper | Ctx::HelperType, K::QueueNum | K::QueueLen) => S::Num,
+        (Ctx::Helper | Ctx::HelperType, K::Policy) => S::WordBlock(Ctx::Policy),
+        (Ctx::Policy, K::ExpectMax | K::ExpectTimeout) => S::Num,
+        _ => return None,
+    };
+    Some(s)
+}
+
+/// One argument after a keyword.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Val {
+    Bool(bool),
+    Num(i32),
+    Signed(i32),
+    Path(String),
+    Word(String),
+    Ip(String),
+    Kw(Kw),
+    Mode(ModeName),
+}
+
+/// An argument and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Arg {
+    pub(crate) val: Val,
+    pub(crate) span: Span,
+}
+
+/// The inside of `{ … }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Statements (most blocks).
+    Stmts(Vec<Stmt>),
+    /// Bare items: protocol names, helper names, TCP states.
+    Items(Vec<Arg>),
+}
+
+/// `Keyword args… [{ body }]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stmt {
+    pub(crate) kw: Kw,
+    pub(crate) span: Span,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) body: Option<Content>,
+}
+
+impl Stmt {
+    /// The statements of the body (empty for list bodies or none).
+    pub(crate) fn stmts(&self) -> &[Self] {
+        match &self.body {
+            Some(Content::Stmts(v)) => v,
+            _ => &[],
+        }
+    }
+
+    /// The items of a list body (empty otherwise).
+    pub(crate) fn items(&self) -> &[Arg] {
+        match &self.body {
+            Some(Content::Items(v)) => v,
+            _ => &[],
+        }
+    }
+}
+
+/// Parses a token stream (ending with `Eof`) into the top-level sections.
+pub(crate) fn parse(tokens: &[Token]) -> (Vec<Stmt>, Vec<Error>) {
+    let mut p = Parser {
+        toks: tokens,
+        pos: 0,
+        errors: Vec::new(),
+    };
+    let mut out = Vec::new();
+    loop {
+        match p.peek().clone() {
+            Tok::Eof => break,
+            Tok::Kw(k) if shape(Ctx::Top, k).is_some() => match p.stmt(Ctx::Top, k) {
+                Ok(s) => out.push(s),
+                Err(Fail::Recover) => p.recover(Ctx::Top),
+                Err(Fail::Unwind) => {}
+            },
+            other => {
+                let span = p.span();
+                p.errors.push(Error::syntax(
+                    span,
+                    format!(
+                        "found {}{}, expected a section: `General`, `Sync`, `Stats` or `Helper`",
+                        other.describe(),
+                        hint(&other, Ctx::Top)
+                    ),
+                ));
+                p.bump();
+                p.recover(Ctx::Top);
+            }
+        }
+    }
+    (out, p.errors)
+}
+
+enum Fail {
+    /// The statement is bad: skip to the next statement of the same block.
+    Recover,
+    /// A `}` is missing or the file ended: resume at top level.
+    Unwind,
+}
+
+struct Parser<'t> {
+    toks: &'t [Token],
+    pos: usize,
+    errors: Vec<Error>,
+}
+
+fn is_section(k: Kw) -> bool {
+    matches!(k, Kw::General | Kw::Sync | Kw::Stats | Kw::Helper)
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        self.toks.get(self.pos).map_or(&Tok::Eof, |t| &t.tok)
+    }
+
+    fn span(&self) -> Span {
+        self.toks
+            .get(self.pos)
+            .or_else(|| self.toks.last())
+            .map_or_else(Span::default, |t| t.span)
+    }
+
+    fn bump(&mut self) {
+        if self.pos < self.toks.len() {
+            self.pos += 1;
+        }
+    }
+
+    fn push_arg(&mut self, args: &mut Vec<Arg>, val: Val) {
+        args.push(Arg {
+            val,
+            span: self.span(),
+        });
+        self.bump();
+    }
+
+    fn fail(&mut self, msg: String) -> Fail {
+        let span = self.span();
+        self.errors.push(Error::syntax(span, msg));
+        Fail::Recover
+    }
+
+    /// Skips to a token where a statement of `ctx` may start, or to the `}` ending it.
+    fn recover(&mut self, ctx: Ctx) {
+        let mut depth = 0u32;
+        loop {
+            match self.peek() {
+                Tok::Eof => return,
+                Tok::Char('{') => depth += 1,
+                Tok::Char('}') if depth == 0 => return,
+                Tok::Char('}') => depth -= 1,
+                Tok::Kw(k) if depth == 0 && (shape(ctx, *k).is_some() || is_section(*k)) => {
+                    return;
+                }
+                _ => {}
+            }
+            self.bump();
+        }
+    }
+
+    fn expect_open(&mut self, what: &str) -> Result<Span, Fail> {
+        if *self.peek() == Tok::Char('{') {
+            let s = self.span();
+            self.bump();
+            Ok(s)
+        } else {
+            let found = self.peek().describe();
+            Err(self.fail(format!("found {found}, expected `{{` after {what}")))
+        }
+    }
+
+    /// One statement whose keyword `kw` (allowed in `ctx`) is the current token.
+    fn stmt(&mut self, ctx: Ctx, kw: Kw) -> Result<Stmt, Fail> {
+        let span = self.span();
+        self.bump();
+        let Some(shape) = shape(ctx, kw) else {
+            return Err(Fail::Recover);
+        };
+        let name = format!("`{}`", kw.text());
+        let mut args = Vec::new();
+        let tok = self.peek().clone();
+        let bool_val = match tok {
+            Tok::On => Some(Val::Bool(true)),
+            Tok::Off => Some(Val::Bool(false)),
+            _ => None,
+        };
+        let simple = match (shape, tok.clone()) {
+            (Shape::Num | Shape::BoolOrNum, Tok::Number(n)) => Some(Some(Val::Num(n))),
+            (Shape::Signed, Tok::Signed(n)) => Some(Some(Val::Signed(n))),
+            (Shape::Path | Shape::BoolOrPath, Tok::Path(s)) => Some(Some(Val::Path(s))),
+            (Shape::Word | Shape::BoolOrWord, Tok::Word(s)) => Some(Some(Val::Word(s))),
+            (Shape::Ip, Tok::Ip(s)) => Some(Some(Val::Ip(s))),
+            (Shape::Bool | Shape::BoolOrPath | Shape::BoolOrWord | Shape::BoolOrNum, _) => {
+                Some(bool_val.clone())
+            }
+            (Shape::Num | Shape::Signed | Shape::Path | Shape::Word | Shape::Ip, _) => Some(None),
+            _ => None,
+        };
+        let mut body = None;
+        let want: &str = match (shape, simple) {
+            (_, Some(Some(val))) => {
+                self.push_arg(&mut args, val);
+                ""
+            }
+            (Shape::Num, _) => "a decimal number",
+            (Shape::Signed, _) => "a signed number such as `-1` or `+5` (the sign is mandatory)",
+            (Shape::Path, _) => "an absolute path",
+            (Shape::Word, _) => "a name (a letter followed by letters, digits, `.`, `-`, `_`)",
+            (Shape::Ip, _) => "an IP address",
+            (Shape::Bool, _) => "`on`, `off`, `yes` or `no`",
+            (Shape::BoolOrPath, _) => "`on`, `off` or an absolute path",
+            (Shape::BoolOrWord, _) => {
+                "`on`, `off` or a facility name (`daemon`, `local0`…`local7`)"
+            }
+            (Shape::BoolOrNum, _) => "`on`, `off` or a number of seconds",
+            (Shape::Block(c), _) => {
+                body = Some(self.block_after(c, &name)?);
+                ""
+            }
+            (Shape::OptDefaultBlock(c), _) => {
+                if tok == Tok::Kw(Kw::Default) {
+                    self.push_arg(&mut args, Val::Kw(Kw::Default));
+                }
+                if matches!(self.peek(), Tok::Char('{')) {
+                    body = Some(self.block_after(c, &name)?);
+                    ""
+                } else {
+                    "`Default` or `{`"
+                }
+            }
+            (Shape::FilterBlock, _) => {
+                if tok == Tok::Kw(Kw::From) {
+                    self.push_arg(&mut args, Val::Kw(Kw::From));
+                    match self.peek().clone() {
+                        Tok::Kw(k @ (Kw::Userspace | Kw::Kernelspace)) => {
+                            self.push_arg(&mut args, Val::Kw(k));
+                        }
+                        t => {
+                            return Err(self.fail(format!(
+                                "found {}, expected `Userspace` or `Kernelspace` after `Filter From`",
+                                t.describe()
+                            )));
+                        }
+                    }
+                }
+                if matches!(self.peek(), Tok::Char('{')) {
+                    body = Some(self.block_after(Ctx::Filter, &name)?);
+                    ""
+                } else {
+                    "`From Userspace`, `From Kernelspace` or `{`"
+                }
+            }
+            (Shape::LogicBlock(c), _) => match tok {
+                Tok::Kw(k @ (Kw::Accept | Kw::Ignore)) => {
+                    self.push_arg(&mut args, Val::Kw(k));
+                    body = Some(self.block_after(c, &format!("{name} {}", k.text()))?);
+                    ""
+                }
+                _ => "`Accept` or `Ignore`",
+            },
+            (Shape::ModeBlock, _) => match tok {
+                Tok::Mode(m) => {
+                    self.push_arg(&mut args, Val::Mode(m));
+                    let c = match m {
+                        ModeName::Alarm | ModeName::Persistent => Ctx::ModeAlarm,
+                        ModeName::Ftfw | ModeName::Nack => Ctx::ModeFtfw,
+                        ModeName::Notrack => Ctx::ModeNotrack,
+                    };
+                    body = Some(self.block_after(c, &format!("`Mode {}`", m.text()))?);
+                    ""
+                }
+                Tok::Word(ref w) if w == "persistent" => {
+                    "`ALARM`, `FTFW` or `NOTRACK` (the legacy name `persistent` is only \
+                     accepted with an upper-case final T, as `PERSISTENT`)"
+                }
+                _ => "a sync mode: `ALARM`, `FTFW` or `NOTRACK`",
+            },
+            (Shape::BoolOrWordList, _) => match (bool_val, &tok) {
+                (Some(v), _) => {
+                    self.push_arg(&mut args, v);
+                    ""
+                }
+                (None, Tok::Char('{')) => {
+                    body = Some(self.block_after(Ctx::ExpectList, &name)?);
+                    ""
+                }
+                _ => "`on`, `off` or `{` with a list of helper names",
+            },
+            (Shape::HelperType, _) => {
+                for what in ["a helper name", "`inet` or `inet6`", "`tcp` or `udp`"] {
+                    match self.peek().clone() {
+                        Tok::Word(s) => self.push_arg(&mut args, Val::Word(s)),
+                        t => {
+                            return Err(self.fail(format!(
+                                "found {}, expected {what} in `Type helper l3proto l4proto {{ … }}`",
+                                t.describe()
+                            )));
+                        }
+                    }
+                }
+                body = Some(self.block_after(Ctx::HelperType, "`Type`")?);
+                ""
+            }
+            (Shape::WordBlock(c), _) => match tok {
+                Tok::Word(s) => {
+                    self.push_arg(&mut args, Val::Word(s));
+                    body = Some(self.block_after(c, &name)?);
+                    ""
+                }
+                _ => "a policy name",
+            },
+        };
+        if !want.is_empty() {
+            let found = self.peek().describe();
+            return Err(self.fail(format!("found {found}, expected {want} after {name}")));
+        }
+        Ok(Stmt {
+            kw,
+            span,
+            args,
+            body,
+        })
+    }
+
+    /// `{` then the body of a `ctx` block up to and including its `}`.
+    fn block_after(&mut self, ctx: Ctx, opener: &str) -> Result<Content, Fail> {
+        let open = self.expect_open(opener)?;
+        match ctx {
+            Ctx::ProtocolList | Ctx::ExpectList | Ctx::StateList => {
+                self.list(ctx, open, opener).map(Content::Items)
+            }
+            _ => self.block(ctx, open, opener).map(Content::Stmts),
+        }
+    }
+
+    fn missing_close(&mut self, open: Span, opener: &str) -> Fail {
+        let found = self.peek().describe();
+        self.fail(format!(
+            "found {found}, expected `}}` to close {opener} opened at {open}"
+        ));
+        Fail::Unwind
+    }
+
+    fn block(&mut self, ctx: Ctx, open: Span, opener: &str) -> Result<Vec<Stmt>, Fail> {
+        let mut out = Vec::new();
+        loop {
+            match self.peek().clone() {
+                Tok::Char('}') => {
+                    self.bump();
+                    return Ok(out);
+                }
+                Tok::Eof => return Err(self.missing_close(open, opener)),
+                Tok::Kw(k) if is_section(k) => return Err(self.missing_close(open, opener)),
+                Tok::Kw(k) if shape(ctx, k).is_some() => match self.stmt(ctx, k) {
+                    Ok(s) => out.push(s),
+                    Err(Fail::Recover) => self.recover(ctx),
+                    Err(Fail::Unwind) => return Err(Fail::Unwind),
+                },
+                other => {
+                    let msg = misplaced(&other, ctx);
+                    self.fail(msg);
+                    self.bump();
+                    self.recover(ctx);
+                }
+            }
+        }
+    }
+
+    /// Bare lists: protocol names, `ExpectationSync` helper names, and TCP states
+    /// (`STATE … for TCP`, repeated).
+    fn list(&mut self, ctx: Ctx, open: Span, opener: &str) -> Result<Vec<Arg>, Fail> {
+        let mut out = Vec::new();
+        let mut pending_states = false;
+        loop {
+            let span = self.span();
+            let tok = self.peek().clone();
+            let item = match (ctx, &tok) {
+                (_, Tok::Char('}')) if ctx == Ctx::StateList && pending_states => {
+                    self.fail("found `}`, expected `for TCP` after the TCP states".into());
+                    self.bump();
+                    return Ok(out);
+                }
+                (_, Tok::Char('}')) => {
+                    self.bump();
+                    return Ok(out);
+                }
+                (_, Tok::Eof) => return Err(self.missing_close(open, opener)),
+                (_, Tok::Kw(k)) if is_section(*k) => return Err(self.missing_close(open, opener)),
+                (Ctx::ProtocolList | Ctx::ExpectList, Tok::Word(w)) => Some(Val::Word(w.clone())),
+                (Ctx::ProtocolList, Tok::Kw(k @ (Kw::Tcp | Kw::Udp))) => Some(Val::Kw(*k)),
+                (Ctx::StateList, Tok::Kw(k)) if tcp_state(*k) => {
+                    pending_states = true;
+                    Some(Val::Kw(*k))
+                }
+                (Ctx::StateList, Tok::Kw(Kw::For)) => {
+                    self.bump();
+                    if *self.peek() == Tok::Kw(Kw::Tcp) {
+                        self.bump();
+                        pending_states = false;
+                        continue;
+                    }
+                    let found = self.peek().describe();
+                    self.fail(format!(
+                        "found {found}, expected `TCP` after `for` (upper case, the only protocol with states)"
+                    ));
+                    None
+                }
+                _ => {
+                    let want = match ctx {
+                        Ctx::ProtocolList => {
+                            "a protocol name from /etc/protocols (`TCP`, `UDP`, `icmp`, `sctp`…)"
+                        }
+                        Ctx::ExpectList => "a helper name (`ftp`, `sip`, `h.245`…)",
+                        _ => {
+                            "a TCP state (`SYN_SENT`, `SYN_RECV`, `ESTABLISHED`, `FIN_WAIT`, \
+                             `CLOSE_WAIT`, `LAST_ACK`, `TIME_WAIT`, `CLOSE`, `LISTEN`) or `for TCP`"
+                        }
+                    };
+                    self.fail(format!("found {}, expected {want} or `}}`", tok.describe()));
+                    None
+                }
+            };
+            match item {
+                Some(val) => {
+                    out.push(Arg { val, span });
+                    self.bump();
+                }
+                None => {
+                    if !matches!(self.peek(), Tok::Char('}') | Tok::Eof) {
+                        self.bump();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The TCP state keywords of `State` filters.
+pub(crate) fn tcp_state(k: Kw) -> bool {
+    matches!(
+        k,
+        Kw::SynSent
+            | Kw::SynRecv
+            | Kw::Established
+            | Kw::FinWait
+            | Kw::CloseWait
+            | Kw::LastAck
+            | Kw::TimeWait
+            | Kw::Close
+            | Kw::Closed
+            | Kw::Listen
+    )
+}
+
+/// Keywords of 1.4.2 that 1.4.7 no longer knows, with what replaces them.
+const REMOVED: &[(&str, &str)] = &[
+    (
+        "IgnoreProtocol",
+        "use `General { Filter { Protocol Ignore { … } } }`",
+    ),
+    (
+        "IgnoreTrafficFor",
+        "use `General { Filter { Address Ignore { … } } }`",
+    ),
+    ("StripNAT", "it had no effect; delete it"),
+    ("RelaxTransitions", "it had no effect; delete it"),
+    ("DelayDestroyMessages", "it had no effect; delete it"),
+    (
+        "ListenTo",
+        "delete it (links are configured in `Multicast`/`UDP`/`TCP`)",
+    ),
+    (
+        "Replicate",
+        "use `General { Filter { State Accept { … for TCP } } }`",
+    ),
+    ("CacheWriteThrough", "delete it"),
+    ("DestroyTimeout", "delete it"),
+    ("ResendBufferSize", "use `ResendQueueSize` (in entries)"),
+    (
+        "Family",
+        "delete it (the family follows from the addresses)",
+    ),
+    ("LogFileBufferSize", "delete it"),
+    ("McastSndSocketBuffer", "use `SndSocketBuffer`"),
+    ("McastRcvSocketBuffer", "use `RcvSocketBuffer`"),
+];
+
+/// Extra words for the "found X" message: removed keywords, wrong letter case.
+fn hint(tok: &Tok, ctx: Ctx) -> String {
+    let Tok::Word(w) = tok else {
+        return String::new();
+    };
+    if let Some((_, how)) = REMOVED.iter().find(|(k, _)| k == w) {
+        return format!(" (a 1.4.2 keyword removed in 1.4.7: {how})");
+    }
+    if let Some(k) = Kw::ALL.iter().find(|k| k.text().eq_ignore_ascii_case(w)) {
+        let here = if shape(ctx, *k).is_some() {
+            ""
+        } else {
+            ", which is not allowed here either"
+        };
+        return format!(
+            " (keywords are case-sensitive: did you mean `{}`{here}?)",
+            k.text()
+        );
+    }
+    String::new()
+}
+
+/// The message for a token that cannot start a statement in `ctx`.
+fn misplaced(tok: &Tok, ctx: Ctx) -> String {
+    if let Tok::Kw(k) = tok {
+        let homes: Vec<&str> = Ctx::STMT_BLOCKS
+            .iter()
+            .filter(|c| shape(**c, *k).is_some())
+            .map(|c| c.name())
+            .collect();
+        if !homes.is_empty() {
+            return format!(
+                "keyword `{}` is not allowed in {}; it belongs in {}",
+                k.text(),
+                ctx.name(),
+                homes.join(" or ")
+            );
+        }
+    }
+    format!(
+        "found {}{}, expected a keyword of {} or `}}`",
+        tok.describe(),
+        hint(tok, ctx),
+        ctx.name()
+    )
+}
