@@ -289,3 +289,150 @@ fn test_fuzz_like_inputs_never_panic() {
         let _ = config::parse_str("t", &String::from_utf8_lossy(&bytes));
     }
 }
+
+/// Small snippets on the edges of the grammar, each judged by us and by the C daemon:
+/// both must agree on accept/reject.
+const EDGE_CASES: &[&str] = &[
+    "",
+    "# only a comment\n",
+    "# comment at EOF without newline",
+    "General { HashSize 10 HashLimit 20 }",
+    "general { }",
+    "General { Lockfile /x }",
+    "General { LockFile /x # c\n}\n",
+    "General { LockFile /x\t# c\n}\n",
+    "General { LockFile /x}\n",
+    "General { LogFile off } General { LogFile on }",
+    "General { LogFile yes Syslog NO }",
+    "General { Syslog local9 }",
+    "General { Syslog LOCAL1 }",
+    "General { Syslog daemon } Stats { Syslog local2 }",
+    "General { HashSize 0x10 }",
+    "General { HashSize 99999999999 }",
+    "General { HashSize -1 }",
+    "General { Nice 5 }",
+    "General { Nice -5 }",
+    "General { Nice +5 }",
+    "General { PollSecs 0 }",
+    "General { PollSecs 4294967296 }",
+    "General { PollSecs 2 }",
+    "General { Systemd off NetlinkOverrunResync 0 }",
+    "General { NetlinkOverrunResync off NetlinkOverrunResync 15 }",
+    "General { SocketBufferSize 1 SocketBufferSizeMaxGrown 2 SocketBufferSizeMaxGrowth 3 }",
+    "General { NetlinkEventsReliable true }",
+    "General { EventIterationLimit 0 }",
+    "General { UNIX { Backlog 5 } }",
+    "General { UNIX { Path /a/b Backlog 5 } }",
+    "General { Scheduler { Type rr Priority 4294967295 } }",
+    "General { Scheduler { Type FIFO Priority 99 } }",
+    "General { Scheduler { Type batch } }",
+    "General { Scheduler { Priority 100 } }",
+    "General { Filter From { } }",
+    "General { Filter From Kernelspace { } Filter { } }",
+    "General { Filter { Protocol Accept { fc } } }",
+    "General { Filter { Protocol Accept { foo } } }",
+    "General { Filter { Protocol Accept { 6 } } }",
+    "General { Filter { Protocol Ignore { TCP UDP icmp ICMP ipv6-icmp sctp dccp gre } } }",
+    "General { Filter { Protocol { TCP } } }",
+    "General { Filter { Address Accept { IPv4_address 1.2.3.4/33 } } }",
+    "General { Filter { Address Accept { IPv4_address 010.1.1.1 IPv4_address 08.1.1.1 } } }",
+    "General { Filter { Address Accept { IPv4_address 999.1.1.1 } } }",
+    "General { Filter { Address Accept { IPv4_address 10.1.2/24 } } }",
+    "General { Filter { Address Ignore { IPv6_address ::ffff:1.2.3.4 } } }",
+    "General { Filter { Address Ignore { IPv6_address fe80::/129 IPv6_address :: } } }",
+    "General { Filter { Address Ignore { IPv6_address dead } } }",
+    "General { Filter { Address Ignore { IPv4_address ::1 } } }",
+    "General { Filter { State Accept { for TCP } } }",
+    "General { Filter { State Accept { } } }",
+    "General { Filter { State Accept { ESTABLISHED } } }",
+    "General { Filter { State Accept { ESTABLISHED for tcp } } }",
+    "General { Filter { State Ignore { SYN_SENT SYN_RECV for TCP CLOSED CLOSE LISTEN for TCP } } }",
+    "General { Filter { State Accept { TIME_WAIT for TCP } } Filter From Userspace { } }",
+    "General { || 1 }",
+    "General { HashSize 1 } }",
+    "General { HashSize 1 ; }",
+    "General { HashSize \"1\" }",
+    "General { Filter { } } Stats { LogFile on Syslog on }",
+    "Stats { } Stats { }",
+    "Stats { NetlinkEventsReliable on }",
+    "Stats { LogFile /x/y Syslog local7 }",
+    "General { } Stats { } Sync { }",
+    "Sync { } Sync { }",
+    "Sync { Mode FTFW { } Mode ALARM { } }",
+    "Sync { Mode nack { } }",
+    "Sync { Mode NaCk { } }",
+    "Sync { Mode persistent { } }",
+    "Sync { Mode PERSISTENT { } }",
+    "Sync { Mode notrack { DisableInternalCache on DisableExternalCache on CommitTimeout 5 } }",
+    "Sync { Mode ALARM { RefreshTime 1 CacheTimeout 2 CommitTimeout 3 PurgeTimeout 4 } }",
+    "Sync { Mode ALARM { DisableExternalCache on } }",
+    "Sync { Mode FTFW { RefreshTime 1 } }",
+    "Sync { Mode FTFW { ResendQueueSize 1 ACKWindowSize 2 StartupResync on } }",
+    "Sync { Mode NOTRACK { ResendQueueSize 1 } }",
+    "Sync { RefreshTime 1 CacheTimeout 2 CommitTimeout 3 PurgeTimeout 4 }",
+    "Sync { ResendQueueSize 1 }",
+    "Sync { Checksum on }",
+    "Sync { Options { ExpectationSync { ftp 5 } } }",
+    "Sync { Options { ExpectationSync { } } }",
+    "Sync { Options { ExpectationSync on TCPWindowTracking yes } }",
+    "Sync { Options { ExpectationSync { ftp sip h.245 q.931 ras } } }",
+    "Sync { Multicast { IPv4_address 225.0.0.50/24 Interface dead } }",
+    "Sync { Multicast { Interface alarm } }",
+    "Sync { Multicast { Interface eth_0.5-x } }",
+    "Sync { Multicast { IPv6_interface ::1 } }",
+    "Sync { Multicast { IPv6_address ff02::1 IPv4_interface 1.2.3.4 } }",
+    "Sync { Multicast Default Default { } }",
+    "Sync { Multicast { McastSndSocketBuffer 1 } }",
+    "Sync { Multicast { Backlog 1 } }",
+    "Sync { Multicast { Port 1 } }",
+    "Sync { Multicast { Group 70000 SndSocketBuffer 1 RcvSocketBuffer 2 Checksum off } }",
+    "Sync { UDP { Group 1 } }",
+    "Sync { UDP { IPv6_Destionation_Address ::1 } }",
+    "Sync { UDP { IPv6_address ::1 IPv6_Destination_Address ::2 Port 1 Interface lo } }",
+    "Sync { UDP { ErrorQueueLength 5 } }",
+    "Sync { TCP Default { ErrorQueueLength 5 Port 3 } }",
+    "Sync { UDP { } TCP { } }",
+    "Sync { UDP { } } Sync { Multicast { } }",
+    "Sync { UDP { } UDP { } UDP { } UDP { } UDP { Port 5 } }",
+    "Helper { Type ftp inet tcp { QueueNum 5 Policy ftp { ExpectMax 1 ExpectTimeout 300 } } }",
+    "Helper { Type ftp inet udp { } }",
+    "Helper { Type foo inet tcp { } }",
+    "Helper { Type ftp inet4 tcp { } }",
+    "Helper { Type ftp inet TCP { } }",
+    "Helper { Type ftp inet tcp { Policy bar { ExpectMax 1 } } }",
+    "Helper { Type ftp inet tcp { Policy ftp { } } }",
+    "Helper { Type rpc inet6 udp { QueueLen 10 Type tftp inet udp { } } }",
+    "Helper { QueueNum 3 }",
+    "Helper { Setup yes }",
+    "Helper { Policy ftp { ExpectMax 1 } Type ftp inet tcp { } }",
+    "Helper { Policy bar { ExpectMax 1 } Type ftp inet tcp { } }",
+    "IgnoreProtocol { UDP }",
+    "Sync { Multicast { IPv4_address 225.0.0.50 } ",
+    "Sync {\r\n Mode FTFW {\r\n }\r\n}\r\n",
+    "Sync { Mode FTFW {} } # trailing\n",
+    "General { LockFile /x\u{e9}y }\n",
+    "General { HashSize 1\u{e9} }",
+];
+
+#[test]
+fn test_edge_cases_agree_with_c_daemon() {
+    let dir = std::env::temp_dir().join(format!("conntrackd-rs-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut mismatches = Vec::new();
+    for (i, text) in EDGE_CASES.iter().enumerate() {
+        let path = dir.join(format!("case{i}.conf"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ours = config::load(&path);
+        let theirs = c_verdict(&path);
+        if ours.is_ok() != theirs.is_ok() {
+            mismatches.push(format!(
+                "{text:?}: ours {}, C {}",
+                ours.as_ref()
+                    .map_or_else(|e| format!("rejects ({e})"), |_| "accepts".into()),
+                theirs.map_or_else(|l| format!("rejects ({})", l.trim()), |()| "accepts".into())
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
