@@ -436,3 +436,18 @@ fn test_edge_cases_agree_with_c_daemon() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+#[test]
+#[ignore = "manual: prints the diagnostics of $CONF"]
+fn show_diagnostics() {
+    let path = std::env::var("CONF").unwrap_or_default();
+    match config::load(Path::new(&path)) {
+        Ok(c) => {
+            println!("{}", c.summary());
+            for w in &c.warnings {
+                println!("{w}");
+            }
+        }
+        Err(e) => println!("{e}"),
+    }
+}

@@ -263,15 +263,18 @@ pub(crate) fn parse(tokens: &[Token]) -> (Vec<Stmt>, Vec<Error>) {
         toks: tokens,
         pos: 0,
         errors: Vec::new(),
+        unwinding: false,
     };
     let mut out = Vec::new();
     loop {
         match p.peek().clone() {
             Tok::Eof => break,
             Tok::Kw(k) if shape(Ctx::Top, k).is_some() => match p.stmt(Ctx::Top, k) {
-                Ok(s) => out.push(s),
+                Ok(s) => {
+                    out.push(s);
+                    p.unwinding = false;
+                }
                 Err(Fail::Recover) => p.recover(Ctx::Top),
-                Err(Fail::Unwind) => {}
             },
             other => {
                 let span = p.span();
@@ -291,17 +294,18 @@ pub(crate) fn parse(tokens: &[Token]) -> (Vec<Stmt>, Vec<Error>) {
     (out, p.errors)
 }
 
+/// The statement is bad: skip to the next statement of the same block.
 enum Fail {
-    /// The statement is bad: skip to the next statement of the same block.
     Recover,
-    /// A `}` is missing or the file ended: resume at top level.
-    Unwind,
 }
 
 struct Parser<'t> {
     toks: &'t [Token],
     pos: usize,
     errors: Vec<Error>,
+    /// A `}` is missing (section keyword or end of file met inside a block): every open
+    /// block ends here, keeping what it parsed, and parsing resumes at top level.
+    unwinding: bool,
 }
 
 fn is_section(k: Kw) -> bool {
@@ -318,6 +322,16 @@ impl Parser<'_> {
             .get(self.pos)
             .or_else(|| self.toks.last())
             .map_or_else(Span::default, |t| t.span)
+    }
+
+    fn starts_line(&self) -> bool {
+        match (
+            self.pos.checked_sub(1).and_then(|i| self.toks.get(i)),
+            self.toks.get(self.pos),
+        ) {
+            (Some(prev), Some(cur)) => prev.span.line < cur.span.line,
+            _ => true,
+        }
     }
 
     fn bump(&mut self) {
@@ -352,6 +366,9 @@ impl Parser<'_> {
                 Tok::Kw(k) if depth == 0 && (shape(ctx, *k).is_some() || is_section(*k)) => {
                     return;
                 }
+                // A word first on its line is most likely a misspelt keyword: report it
+                // rather than skip it silently.
+                Tok::Word(_) if depth == 0 && self.starts_line() => return,
                 _ => {}
             }
             self.bump();
@@ -533,12 +550,14 @@ impl Parser<'_> {
         }
     }
 
-    fn missing_close(&mut self, open: Span, opener: &str) -> Fail {
-        let found = self.peek().describe();
-        self.fail(format!(
-            "found {found}, expected `}}` to close {opener} opened at {open}"
-        ));
-        Fail::Unwind
+    fn missing_close(&mut self, open: Span, opener: &str) {
+        if !self.unwinding {
+            let found = self.peek().describe();
+            self.fail(format!(
+                "found {found}, expected `}}` to close {opener} opened at {open}"
+            ));
+        }
+        self.unwinding = true;
     }
 
     fn block(&mut self, ctx: Ctx, open: Span, opener: &str) -> Result<Vec<Stmt>, Fail> {
@@ -549,12 +568,22 @@ impl Parser<'_> {
                     self.bump();
                     return Ok(out);
                 }
-                Tok::Eof => return Err(self.missing_close(open, opener)),
-                Tok::Kw(k) if is_section(k) => return Err(self.missing_close(open, opener)),
+                Tok::Eof => {
+                    self.missing_close(open, opener);
+                    return Ok(out);
+                }
+                Tok::Kw(k) if is_section(k) => {
+                    self.missing_close(open, opener);
+                    return Ok(out);
+                }
                 Tok::Kw(k) if shape(ctx, k).is_some() => match self.stmt(ctx, k) {
-                    Ok(s) => out.push(s),
+                    Ok(s) => {
+                        out.push(s);
+                        if self.unwinding {
+                            return Ok(out);
+                        }
+                    }
                     Err(Fail::Recover) => self.recover(ctx),
-                    Err(Fail::Unwind) => return Err(Fail::Unwind),
                 },
                 other => {
                     let msg = misplaced(&other, ctx);
@@ -584,8 +613,14 @@ impl Parser<'_> {
                     self.bump();
                     return Ok(out);
                 }
-                (_, Tok::Eof) => return Err(self.missing_close(open, opener)),
-                (_, Tok::Kw(k)) if is_section(*k) => return Err(self.missing_close(open, opener)),
+                (_, Tok::Eof) => {
+                    self.missing_close(open, opener);
+                    return Ok(out);
+                }
+                (_, Tok::Kw(k)) if is_section(*k) => {
+                    self.missing_close(open, opener);
+                    return Ok(out);
+                }
                 (Ctx::ProtocolList | Ctx::ExpectList, Tok::Word(w)) => Some(Val::Word(w.clone())),
                 (Ctx::ProtocolList, Tok::Kw(k @ (Kw::Tcp | Kw::Udp))) => Some(Val::Kw(*k)),
                 (Ctx::StateList, Tok::Kw(k)) if tcp_state(*k) => {
