@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use super::error::Span;
 use super::lex::{Kw, ModeName};
-use super::lower::{Diag, boolean, first, inet_aton, inet_pton6, num, uint};
+use super::lower::{Diag, boolean, first, num, uint};
+use super::lower_filter::{inet_aton, inet_pton6};
 use super::parse::{Stmt, Val};
 use super::sync::{Channel, ExpectationSync, Sync, SyncMode, Transport};
 

@@ -16,8 +16,11 @@
 
 mod error;
 mod filter;
+mod grammar;
 mod lex;
 mod lower;
+mod lower_filter;
+mod lower_helper;
 mod lower_sync;
 mod parse;
 mod sync;
