@@ -290,3 +290,50 @@ pub(crate) fn misplaced(tok: &Tok, ctx: Ctx) -> String {
         ctx.name()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_shape_table() {
+        assert_eq!(shape(Ctx::General, Kw::HashSize), Some(Shape::Num));
+        assert_eq!(shape(Ctx::Stats, Kw::NetlinkEventsReliable), None);
+        assert_eq!(shape(Ctx::ModeFtfw, Kw::RefreshTime), None);
+        assert_eq!(shape(Ctx::ModeAlarm, Kw::RefreshTime), Some(Shape::Num));
+        assert_eq!(shape(Ctx::Multicast, Kw::Port), None);
+        assert_eq!(shape(Ctx::Udp, Kw::Group), None);
+        assert_eq!(shape(Ctx::Tcp, Kw::ErrorQueueLength), Some(Shape::Num));
+        assert_eq!(shape(Ctx::Udp, Kw::ErrorQueueLength), None);
+        assert_eq!(shape(Ctx::Sync, Kw::Checksum), None);
+        assert_eq!(shape(Ctx::General, Kw::Nice), Some(Shape::Signed));
+        assert_eq!(shape(Ctx::Helper, Kw::QueueNum), Some(Shape::Num));
+    }
+
+    #[test]
+    fn test_every_keyword_has_a_home_or_is_an_argument() {
+        let args = [
+            Kw::For,
+            Kw::Accept,
+            Kw::Ignore,
+            Kw::From,
+            Kw::Userspace,
+            Kw::Kernelspace,
+            Kw::Default,
+        ];
+        for &k in Kw::ALL {
+            let home = Ctx::STMT_BLOCKS.iter().any(|c| shape(*c, k).is_some());
+            assert!(home || args.contains(&k) || tcp_state(k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn test_hint_case_and_removed() {
+        let h = hint(&Tok::Word("hashsize".into()), Ctx::General);
+        assert!(h.contains("did you mean `HashSize`"));
+        let h = hint(&Tok::Word("Lockfile".into()), Ctx::Stats);
+        assert!(h.contains("not allowed here either"));
+        assert!(hint(&Tok::Word("StripNAT".into()), Ctx::Top).contains("removed"));
+        assert_eq!(hint(&Tok::Word("eth0".into()), Ctx::Top), "");
+    }
+}

@@ -318,3 +318,99 @@ fn stats_section(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, SchedPolicy, SyslogFacility, parse_str};
+
+    fn ok(s: &str) -> Config {
+        parse_str("t.conf", s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(s: &str) -> String {
+        parse_str("t.conf", s)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn test_general_values() {
+        let c = ok(
+            "General { HashSize 10 HashLimit 20 LogFile on Syslog local3 \
+                    LockFile /l UNIX { Path /s } NetlinkBufferSize 5 \
+                    SocketBufferSizeMaxGrown 9 NetlinkOverrunResync off \
+                    NetlinkEventsReliable yes EventIterationLimit 7 PollSecs 3 \
+                    Systemd no Scheduler { Type fifo Priority 42 } }",
+        );
+        let g = &c.general;
+        assert_eq!((g.hash_size, g.hash_limit), (10, 20));
+        assert_eq!(
+            g.log_file.as_deref(),
+            Some(Path::new("/var/log/conntrackd.log"))
+        );
+        assert_eq!(g.syslog, Some(SyslogFacility::Local(3)));
+        assert_eq!(g.lock_file, Path::new("/l"));
+        assert_eq!(g.unix_path.as_deref(), Some(Path::new("/s")));
+        assert_eq!(g.netlink_buffer_size, Some(5));
+        assert_eq!(g.netlink_buffer_size_max_growth, 9);
+        assert_eq!(g.netlink_overrun_resync, None);
+        assert!(g.netlink_events_reliable);
+        assert_eq!(g.event_iteration_limit, 7);
+        assert_eq!(g.poll_secs, Some(3));
+        assert!(!g.systemd);
+        assert_eq!(g.scheduler.policy, Some(SchedPolicy::Fifo));
+        assert_eq!(g.scheduler.priority, 42);
+    }
+
+    #[test]
+    fn test_general_c_quirks() {
+        // `LogFile off` does not clear an earlier path.
+        let c = ok("General { LogFile /a LogFile off }");
+        assert_eq!(c.general.log_file.as_deref(), Some(Path::new("/a")));
+        // 0 means "default" for sizes and timers.
+        let c = ok("General { HashSize 0 NetlinkOverrunResync 0 EventIterationLimit 0 }");
+        assert_eq!(c.general.hash_size, 65536);
+        assert_eq!(c.general.netlink_overrun_resync, Some(30));
+        assert_eq!(c.general.event_iteration_limit, 100);
+        // atoi wraps: 4294967296 is 0 for C, so PollSecs rejects it.
+        assert!(err("General { PollSecs 4294967296 }").contains("greater than 0"));
+        assert!(err("General { Scheduler { Priority 4294967295 } }").contains("0..=99"));
+        // Unknown facility and Nice: warnings only.
+        let c = ok("General { Syslog LOCAL1 Nice -1 UNIX { Backlog 3 } }");
+        assert_eq!(c.general.syslog, None);
+        assert_eq!(c.warnings.len(), 3);
+    }
+
+    #[test]
+    fn test_path_limits() {
+        let long = format!("/{}", "a".repeat(256));
+        assert!(err(&format!("General {{ LogFile {long} }}")).contains("maximum is 256"));
+        assert!(err(&format!("General {{ LockFile {long} }}")).contains("maximum is 256"));
+        assert!(err(&format!("Stats {{ LogFile {long} }}")).contains("maximum is 256"));
+        let sock = format!("/{}", "s".repeat(107));
+        assert!(err(&format!("General {{ UNIX {{ Path {sock} }} }}")).contains("maximum is 107"));
+        let sock = format!("/{}", "s".repeat(106));
+        ok(&format!("General {{ UNIX {{ Path {sock} }} }}"));
+    }
+
+    #[test]
+    fn test_sync_and_stats_exclusive() {
+        let e = err("Stats { }\nSync { }\n");
+        assert!(e.starts_with("t.conf:2:1: cannot use both"), "{e}");
+        let c = ok("Stats { LogFile on Syslog on } Stats { }");
+        let st = c.stats.unwrap_or_default();
+        assert_eq!(st.syslog, Some(SyslogFacility::Daemon));
+        assert!(c.sync.is_none());
+    }
+
+    #[test]
+    fn test_syslog_conflict_warning() {
+        let c = ok("General { Syslog daemon } Stats { Syslog local2 }");
+        assert!(c.warnings.iter().any(|w| w.message.contains("conflicting")));
+        let c = ok("General { Syslog daemon } Stats { Syslog daemon }");
+        assert!(c.warnings.is_empty());
+    }
+}

@@ -176,3 +176,74 @@ pub(crate) fn inet_pton6(s: &str) -> Option<Ipv6Addr> {
     }
     s.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    #[test]
+    fn test_inet_aton() {
+        assert_eq!(inet_aton("10.1.2.3"), Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(inet_aton("010.1.1.1"), Some(Ipv4Addr::new(8, 1, 1, 1)));
+        assert_eq!(inet_aton("08.1.1.1"), None);
+        assert_eq!(inet_aton("256.1.1.1"), None);
+        assert_eq!(inet_aton("1.2.3.4/24"), None);
+        assert_eq!(inet_aton("dead"), None);
+        assert_eq!(inet_aton("1.2.3.4.5"), None);
+    }
+
+    #[test]
+    fn test_inet_pton6() {
+        assert!(inet_pton6("fe80::1").is_some());
+        assert!(inet_pton6("::").is_some());
+        assert!(inet_pton6("1.2.3.4").is_none());
+        assert!(inet_pton6("abcdef::").is_none());
+        assert!(inet_pton6("1::2::3").is_none());
+    }
+
+    #[test]
+    fn test_filter_lists() {
+        let c = parse_str(
+            "t",
+            "General {\n Filter From Kernelspace {\n  Protocol Accept { TCP sctp foo TCP }\n\
+             Address Ignore { IPv4_address 10.0.0.0/8 IPv4_address 1.2.3.4 \
+             IPv4_address 1.2.3.4/33 IPv6_address fd00::/64 IPv6_address 999.1.1.1 }\n\
+             State Accept { ESTABLISHED CLOSED for TCP }\n }\n\
+             Filter { Protocol Ignore { UDP } }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let f = &c.general.filter;
+        assert_eq!(
+            f.from,
+            FilterFrom::Userspace,
+            "the last Filter block decides"
+        );
+        let p = f.protocol.as_ref().map(|p| (p.policy, p.items.len()));
+        assert_eq!(
+            p,
+            Some((Policy::Ignore, 3)),
+            "lists accumulate, last logic wins"
+        );
+        let a = f
+            .address
+            .as_ref()
+            .map(|a| a.items.clone())
+            .unwrap_or_default();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0].prefix_len, 8);
+        assert!(a[1].is_exact());
+        assert_eq!(
+            a[2].addr,
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0))
+        );
+        let s = f
+            .state
+            .as_ref()
+            .map(|s| s.items.clone())
+            .unwrap_or_default();
+        assert_eq!(s, vec![TcpState::Established, TcpState::Close]);
+        // foo (unknown protocol), /33 and the bad IPv6 are warnings.
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    }
+}

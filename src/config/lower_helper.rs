@@ -166,3 +166,54 @@ fn helper_type(h: &mut Helpers, s: &Stmt, pending: &mut Vec<Pending>, d: &mut Di
     }
     h.types.push(t);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{HelperFamily, HelperProto, parse_str};
+
+    #[test]
+    fn test_helper_typed() {
+        let c = parse_str(
+            "t",
+            "Helper { Setup on Type ftp inet6 tcp { QueueNum 5 QueueLen 10 \
+             Policy ftp { ExpectMax 2 ExpectTimeout 300 } } }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let h = c.helpers.unwrap_or_default();
+        assert!(h.setup);
+        let t = &h.types[0];
+        assert_eq!((t.family, t.proto), (HelperFamily::Inet6, HelperProto::Tcp));
+        assert_eq!((t.queue_num, t.queue_len), (5, 10));
+        assert_eq!(t.policies[0].expect_max, 2);
+        assert_eq!(t.policies[0].expect_timeout, 300);
+    }
+
+    #[test]
+    fn test_helper_stack_order() {
+        // Stray lines in Helper go to the next Type; the first QueueNum written wins.
+        let c = parse_str(
+            "t",
+            "Helper { QueueNum 1 Type tftp inet udp { QueueNum 2 } }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.helpers.unwrap_or_default().types[0].queue_num, 1);
+    }
+
+    #[test]
+    fn test_helper_errors() {
+        let e = |s: &str| {
+            parse_str("t", s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e("Helper { Type ftp inet udp { } }").contains("unknown helper `ftp`"));
+        assert!(e("Helper { Type ftp ip tcp { } }").contains("layer 3"));
+        assert!(e("Helper { Type ftp inet sctp { } }").contains("layer 4"));
+        assert!(
+            e("Helper { Type ftp inet tcp { Policy x { ExpectMax 1 } } }")
+                .contains("unknown policy")
+        );
+        assert!(e("Helper { Type ftp inet tcp { Policy ftp { } } }").contains("is empty"));
+    }
+}

@@ -339,3 +339,129 @@ impl SyncBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use crate::config::{Config, ExpectationSync, SyncMode, Transport, parse_str};
+
+    fn ok(s: &str) -> Config {
+        parse_str("t.conf", s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn test_mode_precedence() {
+        let m = |s: &str| ok(s).mode();
+        assert_eq!(
+            m("Sync { Mode NOTRACK { } Mode ALARM { } }"),
+            Some(SyncMode::Alarm)
+        );
+        assert_eq!(
+            m("Sync { Mode ALARM { } Mode FTFW { } }"),
+            Some(SyncMode::Ftfw)
+        );
+        assert_eq!(m("Sync { Mode NOTRACK { } }"), Some(SyncMode::Notrack));
+        assert_eq!(m("Sync { }"), Some(SyncMode::Ftfw));
+        let c = ok("Sync { Mode nack { } } Sync { Mode PERSISTENT { } }");
+        assert_eq!(c.mode(), Some(SyncMode::Ftfw));
+        assert_eq!(
+            c.warnings
+                .iter()
+                .filter(|w| w.message.contains("now called"))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn test_timers_and_evaluate() {
+        let c = ok("Sync { Mode NOTRACK { CommitTimeout 5 DisableExternalCache on } }");
+        let s = c.sync.unwrap_or_else(|| panic!("sync"));
+        assert_eq!(s.commit_timeout, 0, "evaluate() drops CommitTimeout");
+        let c = ok(
+            "Sync { RefreshTime 1 CacheTimeout 2 CommitTimeout 3 PurgeTimeout 4 \
+                    Mode FTFW { ResendQueueSize 5 ACKWindowSize 6 StartupResync on } }",
+        );
+        let s = c.sync.unwrap_or_else(|| panic!("sync"));
+        assert_eq!(
+            (
+                s.refresh_time,
+                s.cache_timeout,
+                s.commit_timeout,
+                s.purge_timeout
+            ),
+            (1, 2, 3, 4)
+        );
+        assert_eq!((s.resend_queue_size, s.ack_window_size), (5, 6));
+        assert!(s.startup_resync);
+    }
+
+    #[test]
+    fn test_channels() {
+        let c = ok(
+            "Sync { UDP { IPv4_address 10.0.0.1 IPv4_Destination_Address 10.0.0.2 \
+                    Port 3790 Interface eth1 SndSocketBuffer 0 RcvSocketBuffer 9 Checksum off }\n\
+                    UDP Default { IPv6_address fd00::1 IPv6_Destination_Address fd00::2 Interface eth2 }\n\
+                    UDP { Interface eth3 } }",
+        );
+        let s = c.sync.unwrap_or_else(|| panic!("sync"));
+        assert_eq!(s.transport(), Some(Transport::Udp));
+        assert_eq!(s.default_channel, 1);
+        let a = &s.channels[0];
+        assert_eq!(a.address, Some(IpAddr::from([10, 0, 0, 1])));
+        assert_eq!(a.destination, Some(IpAddr::from([10, 0, 0, 2])));
+        assert_eq!(
+            (a.port, a.snd_buffer, a.rcv_buffer, a.checksum),
+            (3790, None, Some(9), false)
+        );
+        assert!(s.channels[1].is_ipv6());
+        assert_eq!(s.channels[2].to_string(), "udp ? -> ? on eth3");
+    }
+
+    #[test]
+    fn test_channel_limits() {
+        let e = |s: &str| {
+            parse_str("t", s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(e("Sync { TCP { } Multicast { } }").contains("cannot mix `Multicast` with `TCP`"));
+        assert!(e("Sync { UDP {} UDP {} UDP {} UDP {} UDP {} }").contains("maximum is 4"));
+        let c =
+            ok("Sync { Multicast { IPv4_address 225.0.0.50 IPv6_address ff02::1 Interface x } }");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.message.contains("IPv4 multicast link"))
+        );
+        let c = ok("Sync { TCP { Port 70000 Interface x } }");
+        assert_eq!(c.sync.map(|s| s.channels[0].port), Some(4464));
+    }
+
+    #[test]
+    fn test_expectation_sync() {
+        let x = |s: &str| ok(s).sync.map(|s| s.expectation_sync);
+        assert_eq!(
+            x("Sync { Options { ExpectationSync on } }"),
+            Some(ExpectationSync::On(vec![]))
+        );
+        assert_eq!(
+            x("Sync { Options { ExpectationSync { } } }"),
+            Some(ExpectationSync::On(vec![]))
+        );
+        assert_eq!(
+            x("Sync { Options { ExpectationSync { ftp FTP sip } } }"),
+            Some(ExpectationSync::On(vec!["ftp".into(), "sip".into()]))
+        );
+        assert_eq!(
+            x("Sync { Options { ExpectationSync off } }"),
+            Some(ExpectationSync::Off)
+        );
+        assert_eq!(
+            x("Sync { Options { ExpectationSync on ExpectationSync off } }"),
+            Some(ExpectationSync::Off)
+        );
+    }
+}

@@ -316,3 +316,51 @@ impl Config {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_summary_one_line() {
+        let c = parse_str(
+            "t",
+            "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.50 Interface eth2 }\n\
+             Options { ExpectationSync { ftp } } }\n\
+             General { Filter From Kernelspace { Protocol Ignore { UDP ICMP }\n\
+             Address Ignore { IPv4_address 1.2.3.4 IPv4_address 10.0.0.0/8 }\n\
+             State Accept { ESTABLISHED for TCP } } }",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.summary(),
+            "mode FTFW; channels: multicast 225.0.0.50 on eth2 (default); filters: kernelspace \
+             protocol ignore [UDP ICMP], address ignore 2 prefixes, state accept [ESTABLISHED]; \
+             expectation sync: [ftp]"
+        );
+        let c = parse_str("t", "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.summary(), "mode none; filters: none");
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn test_errors_api() {
+        let e = parse_str("my.conf", "General {\n HashSize x\n Bogus 1\n}\n")
+            .err()
+            .unwrap_or_else(|| panic!("must fail"));
+        assert_eq!(e.len(), 2);
+        assert_eq!(e.file(), "my.conf");
+        let lines: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
+        assert!(lines[0].starts_with("my.conf:2:11: "));
+        assert!(lines[1].starts_with("my.conf:3:2: "));
+        assert!(e.iter().all(|x| x.kind == ErrorKind::Syntax));
+        let boxed: Box<dyn std::error::Error> = Box::new(e);
+        assert!(!boxed.to_string().is_empty());
+    }
+
+    #[test]
+    fn test_syslog_facility_values() {
+        assert_eq!(SyslogFacility::Daemon.to_libc(), libc::LOG_DAEMON);
+        assert_eq!(SyslogFacility::Local(7).to_libc(), libc::LOG_LOCAL7);
+    }
+}

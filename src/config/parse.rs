@@ -483,3 +483,110 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::lex::lex;
+
+    fn parse_text(s: &str) -> (Vec<Stmt>, Vec<Error>) {
+        parse(&lex(s))
+    }
+
+    fn errors(s: &str) -> Vec<String> {
+        parse_text(s)
+            .1
+            .into_iter()
+            .map(|e| format!("{}: {}", e.span.unwrap_or_default(), e.message))
+            .collect()
+    }
+
+    #[test]
+    fn test_parse_ast_shape() {
+        let (ast, errs) = parse_text(
+            "General { HashSize 10 Filter From Kernelspace { Protocol Ignore { TCP sctp } } }\n\
+             Sync { Multicast Default { Checksum off } Mode FTFW { } }",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(ast.len(), 2);
+        let g = &ast[0];
+        assert_eq!(g.kw, Kw::General);
+        assert_eq!(g.stmts()[0].args[0].val, Val::Num(10));
+        let f = &g.stmts()[1];
+        assert_eq!(f.args[1].val, Val::Kw(Kw::Kernelspace));
+        let p = &f.stmts()[0];
+        assert_eq!(p.args[0].val, Val::Kw(Kw::Ignore));
+        assert_eq!(p.items()[1].val, Val::Word("sctp".into()));
+        let m = &ast[1].stmts()[0];
+        assert_eq!(m.args[0].val, Val::Kw(Kw::Default));
+        assert_eq!(m.stmts()[0].args[0].val, Val::Bool(false));
+    }
+
+    #[test]
+    fn test_parse_collects_all_errors() {
+        let e = errors("General {\n HashSize x\n Lockfile /a\n Nice 5\n}\nStats { Bogus }\n");
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].starts_with("2:11: found word `x`"));
+        assert!(e[1].starts_with("3:2:") && e[1].contains("did you mean `LockFile`"));
+        assert!(e[2].starts_with("4:7:") && e[2].contains("sign is mandatory"));
+        assert!(e[3].starts_with("6:9:"));
+    }
+
+    #[test]
+    fn test_parse_missing_brace_reported_once() {
+        let e = errors("Sync {\n Mode FTFW {\n\nGeneral { HashSize 1 }\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("4:1: found keyword `General`, expected `}` to close `Mode FTFW`")
+        );
+        // The General section after it is still parsed.
+        let (ast, _) = parse_text("Sync {\n Mode FTFW {\n\nGeneral { HashSize 1 }\n");
+        assert_eq!(ast.len(), 2);
+        let e = errors("General { UNIX { Path /x");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("end of file"));
+    }
+
+    #[test]
+    fn test_parse_misplaced_keyword() {
+        let e = errors("Sync { Mode FTFW { RefreshTime 5 } }");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("not allowed in `Mode FTFW`; it belongs in `Sync` or `Mode ALARM`"));
+        let e = errors("Sync { Filter { } }");
+        assert!(e[0].contains("belongs in `General`"), "{e:?}");
+    }
+
+    #[test]
+    fn test_parse_state_list() {
+        assert!(errors("General { Filter { State Accept { for TCP for TCP } } }").is_empty());
+        assert!(errors("General { Filter { State Accept { CLOSED LISTEN for TCP } } }").is_empty());
+        let e = errors("General { Filter { State Accept { ESTABLISHED for tcp } } }");
+        assert!(e[0].contains("expected `TCP` after `for`"), "{e:?}");
+        let e = errors("General { Filter { State Accept { ESTABLISHED } } }");
+        assert!(e[0].contains("expected `for TCP`"), "{e:?}");
+    }
+
+    #[test]
+    fn test_parse_helper_grammar() {
+        assert!(
+            errors("Helper { QueueNum 1 Type ftp inet tcp { Type tftp inet udp { } } }").is_empty()
+        );
+        let e = errors("Helper { Type ftp inet TCP { } }");
+        assert!(e[0].contains("expected `tcp` or `udp`"), "{e:?}");
+    }
+
+    #[test]
+    fn test_parse_removed_keyword_hint() {
+        let e = errors("IgnoreProtocol { UDP }");
+        assert!(e[0].contains("removed in 1.4.7"), "{e:?}");
+        assert!(e[0].starts_with("1:1:"));
+    }
+
+    #[test]
+    fn test_parse_expectation_sync_forms() {
+        assert!(errors("Sync { Options { ExpectationSync on } }").is_empty());
+        assert!(errors("Sync { Options { ExpectationSync { ftp h.245 } } }").is_empty());
+        let e = errors("Sync { Options { ExpectationSync { ftp 5 } } }");
+        assert!(e[0].contains("expected a helper name"), "{e:?}");
+    }
+}
