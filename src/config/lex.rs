@@ -166,6 +166,10 @@ pub(crate) enum Tok {
     Word(String),
     /// Any other character (`{`, `}`, `;` …).
     Char(char),
+    /// A NUL or non-ASCII character outside a comment or path. The C lexer returns such a
+    /// byte as a (signed, so negative or zero) character code, which the bison parser takes
+    /// for the end of the input: the file silently ends here. The lexer stops after it.
+    Stop(char),
     /// End of input.
     Eof,
 }
@@ -184,6 +188,10 @@ impl Tok {
             Self::Mode(m) => format!("mode name `{}`", m.text()),
             Self::Word(s) => format!("word `{s}`"),
             Self::Char(c) => format!("`{}`", c.escape_debug()),
+            Self::Stop(c) => format!(
+                "`{}` (the C daemon takes it for the end of the file)",
+                c.escape_debug()
+            ),
             Self::Eof => "end of file".into(),
         }
     }
@@ -219,10 +227,20 @@ pub(crate) fn lex(text: &str) -> Vec<Token> {
             Rule::Mode(m) => Some(Tok::Mode(m)),
             Rule::Word => Some(Tok::Word(lexeme.to_owned())),
             Rule::Comment | Rule::Blank => None,
-            Rule::Other => lexeme.chars().next().map(Tok::Char),
+            Rule::Other => lexeme.chars().next().map(|c| {
+                if c == '\0' || !c.is_ascii() {
+                    Tok::Stop(c)
+                } else {
+                    Tok::Char(c)
+                }
+            }),
         };
         if let Some(tok) = tok {
+            let stop = matches!(tok, Tok::Stop(_));
             out.push(Token { tok, span });
+            if stop {
+                break;
+            }
         }
         for c in lexeme.chars() {
             if c == '\n' {
@@ -611,7 +629,15 @@ mod tests {
     fn test_words_and_chars() {
         assert_eq!(toks("eth0.5_x")[0], Tok::Word("eth0.5_x".into()));
         assert_eq!(toks(";")[0], Tok::Char(';'));
-        assert_eq!(toks("é")[0], Tok::Char('é'));
+        assert_eq!(toks("é x"), vec![Tok::Stop('é'), Tok::Eof]);
+        assert_eq!(
+            toks("1\0 2"),
+            vec![Tok::Number(1), Tok::Stop('\0'), Tok::Eof]
+        );
+        assert_eq!(
+            toks("# é\n/é x"),
+            vec![Tok::Path("/é".into()), Tok::Word("x".into()), Tok::Eof]
+        );
         assert_eq!(toks("\"")[0], Tok::Char('"'));
     }
 }

@@ -241,8 +241,17 @@ pub fn parse_str(file_name: &str, text: &str) -> Result<Config, Errors> {
     let tokens = lex::lex(text);
     let (ast, mut errors) = parse::parse(&tokens);
     // Lower even after syntax errors, so that semantic problems are reported too.
-    let (config, lower_errors) = lower::lower(&ast);
+    let (mut config, lower_errors) = lower::lower(&ast);
     errors.extend(lower_errors);
+    if let Some(t) = tokens.iter().find(|t| matches!(t.tok, lex::Tok::Stop(_))) {
+        config.warnings.push(Warning::new(
+            t.span,
+            format!(
+                "the file is read up to here: {} ends it for the C daemon, which ignores the rest",
+                t.tok.describe()
+            ),
+        ));
+    }
     if errors.is_empty() {
         Ok(config)
     } else {

@@ -127,8 +127,12 @@ fn is_section(k: Kw) -> bool {
 }
 
 impl Parser<'_> {
+    /// The current token; [`Tok::Stop`] reads as the end of input, as in C.
     fn peek(&self) -> &Tok {
-        self.toks.get(self.pos).map_or(&Tok::Eof, |t| &t.tok)
+        match self.toks.get(self.pos).map(|t| &t.tok) {
+            Some(Tok::Stop(_)) | None => &Tok::Eof,
+            Some(t) => t,
+        }
     }
 
     fn span(&self) -> Span {
@@ -366,7 +370,14 @@ impl Parser<'_> {
 
     fn missing_close(&mut self, open: Span, opener: &str) {
         if !self.unwinding {
-            let found = self.peek().describe();
+            let found = match self.toks.get(self.pos) {
+                Some(
+                    t @ Token {
+                        tok: Tok::Stop(_), ..
+                    },
+                ) => t.tok.describe(),
+                _ => self.peek().describe(),
+            };
             self.fail(format!(
                 "found {found}, expected `}}` to close {opener} opened at {open}"
             ));
