@@ -487,3 +487,151 @@ fn show_diagnostics() {
         Err(e) => println!("{e}"),
     }
 }
+
+/// Mutated copies of the valid files, each judged by us and by the C daemon. Slow (one C
+/// process per case), hence ignored by default: `cargo test -- --ignored differential`.
+#[test]
+#[ignore = "slow: spawns the C daemon for each of ~1500 mutated files"]
+fn differential_fuzz_against_c_daemon() {
+    let mut corpus: Vec<Vec<u8>> = conf_files(&repo().join("conf"))
+        .iter()
+        .chain(conf_files(Path::new(VECTOR_CONFIGS)).iter())
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    corpus.extend(EDGE_CASES.iter().map(|s| s.as_bytes().to_vec()));
+    let tokens: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b" ",
+        b"\n",
+        b"#",
+        b"/x",
+        b"on",
+        b"off",
+        b"1",
+        b"-1",
+        b"::1",
+        b"1.2.3.4",
+        b"dead",
+        b"TCP",
+        b"Default",
+        b"for TCP",
+        b"ESTABLISHED",
+        b"Mode",
+        b"FTFW",
+        b"x",
+        b"Checksum",
+        b"Port",
+        b"Group",
+        b"Interface",
+        b"IPv4_address",
+        b"Filter",
+        b"Sync",
+        b"General",
+        b"Stats",
+        b"Helper",
+        b"Type",
+        b"Policy",
+        b"\t",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let dir = std::env::temp_dir().join(format!("conntrackd-rs-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut mismatches = Vec::new();
+    let mut rejected = 0usize;
+    let rounds = std::env::var("DIFF_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    for round in 0..rounds {
+        let base = &corpus[usize::try_from(rnd() % corpus.len() as u64).unwrap_or(0)];
+        let mut g = base.clone();
+        if rnd() % 2 == 0 {
+            // Word-level: replace one blank-separated word, keeping the structure.
+            let text = String::from_utf8_lossy(base).into_owned();
+            let mut words: Vec<&str> = text.split(' ').collect();
+            let i = usize::try_from(rnd() % words.len() as u64).unwrap_or(0);
+            let values = [
+                "on",
+                "OFF",
+                "yes",
+                "No",
+                "0",
+                "7",
+                "-3",
+                "+3",
+                "99999999999",
+                "1.2.3.4",
+                "10.0.0.0/8",
+                "::1",
+                "fe80::/10",
+                "cafe",
+                "eth0",
+                "/tmp/x",
+                "TCP",
+                "UDP",
+                "icmp",
+                "local0",
+                "daemon",
+                "rr",
+                "FIFO",
+                "ALARM",
+                "notrack",
+                "Accept",
+                "Ignore",
+                "Default",
+                "{}",
+                "",
+            ];
+            words[i] = values[usize::try_from(rnd() % values.len() as u64).unwrap_or(0)];
+            g = words.join(" ").into_bytes();
+        }
+        for _ in 0..rnd() % 2 {
+            let i = usize::try_from(rnd() % (g.len() as u64 + 1)).unwrap_or(0);
+            let t = tokens[usize::try_from(rnd() % tokens.len() as u64).unwrap_or(0)];
+            match rnd() % 3 {
+                0 => g.splice(i..i, t.iter().copied()).for_each(drop),
+                1 if i < g.len() => {
+                    let end = (i + 1 + usize::try_from(rnd() % 12).unwrap_or(0)).min(g.len());
+                    g.drain(i..end);
+                }
+                _ => {
+                    let end = (i + t.len()).min(g.len());
+                    g.splice(i..end, t.iter().copied()).for_each(drop);
+                }
+            }
+        }
+        let path = dir.join(format!("d{round}.conf"));
+        std::fs::write(&path, &g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ours = config::load(&path);
+        let theirs = c_verdict(&path);
+        rejected += usize::from(theirs.is_err());
+        if ours.is_ok() != theirs.is_ok() {
+            mismatches.push(format!(
+                "{:?}\n  ours: {}\n  C: {}",
+                String::from_utf8_lossy(&g),
+                ours.as_ref()
+                    .map_or_else(ToString::to_string, |_| "accepts".into()),
+                theirs.map_or_else(|l| l.trim().to_owned(), |()| "accepts".into())
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("{rounds} cases, {rejected} rejected by both");
+    assert!(
+        rejected > 0 && rejected < rounds,
+        "the mutations must produce both verdicts"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
