@@ -213,6 +213,15 @@ pub(crate) fn tcp_state(k: Kw) -> bool {
 
 /// Keywords of 1.4.2 that 1.4.7 no longer knows, with what replaces them.
 const REMOVED: &[(&str, &str)] = &[
+    // Spellings of the man page that the 1.4.7 lexer does not know.
+    (
+        "Lockfile",
+        "the man page's spelling; the keyword is `LockFile`",
+    ),
+    (
+        "IPv6_Destionation_Address",
+        "the man page's misspelling; the keyword is `IPv6_Destination_Address`",
+    ),
     (
         "IgnoreProtocol",
         "use `General { Filter { Protocol Ignore { … } } }`",
@@ -249,7 +258,10 @@ pub(crate) fn hint(tok: &Tok, ctx: Ctx) -> String {
     let Tok::Word(w) = tok else {
         return String::new();
     };
-    if let Some((_, how)) = REMOVED.iter().find(|(k, _)| k == w) {
+    if let Some((k, how)) = REMOVED.iter().find(|(k, _)| k == w) {
+        if matches!(*k, "Lockfile" | "IPv6_Destionation_Address") {
+            return format!(" ({how})");
+        }
         return format!(" (a 1.4.2 keyword removed in 1.4.7: {how})");
     }
     if let Some(k) = Kw::ALL.iter().find(|k| k.text().eq_ignore_ascii_case(w)) {
@@ -266,6 +278,19 @@ pub(crate) fn hint(tok: &Tok, ctx: Ctx) -> String {
     String::new()
 }
 
+/// Keywords that older versions or the man page put somewhere the 1.4.7 parser refuses.
+fn moved(ctx: Ctx, k: Kw) -> &'static str {
+    match (ctx, k) {
+        (Ctx::Sync, Kw::Checksum) => " (1.4.2 accepted it directly in `Sync`)",
+        (Ctx::Multicast, Kw::Backlog) => " (1.4.2 ignored it in `Multicast`; delete it)",
+        // The 1.4.7 man page documents it in Stats, but the parser only knows it in General.
+        (Ctx::Stats, Kw::NetlinkEventsReliable) => {
+            " (the man page lists it in `Stats`, but the 1.4.7 parser does not)"
+        }
+        _ => "",
+    }
+}
+
 /// The message for a token that cannot start a statement in `ctx`.
 pub(crate) fn misplaced(tok: &Tok, ctx: Ctx) -> String {
     if let Tok::Kw(k) = tok {
@@ -276,10 +301,11 @@ pub(crate) fn misplaced(tok: &Tok, ctx: Ctx) -> String {
             .collect();
         if !homes.is_empty() {
             return format!(
-                "keyword `{}` is not allowed in {}; it belongs in {}",
+                "keyword `{}` is not allowed in {}; it belongs in {}{}",
                 k.text(),
                 ctx.name(),
-                homes.join(" or ")
+                homes.join(" or "),
+                moved(ctx, *k)
             );
         }
     }
@@ -331,7 +357,7 @@ mod tests {
     fn test_hint_case_and_removed() {
         let h = hint(&Tok::Word("hashsize".into()), Ctx::General);
         assert!(h.contains("did you mean `HashSize`"));
-        let h = hint(&Tok::Word("Lockfile".into()), Ctx::Stats);
+        let h = hint(&Tok::Word("hashsize".into()), Ctx::Stats);
         assert!(h.contains("not allowed here either"));
         assert!(hint(&Tok::Word("StripNAT".into()), Ctx::Top).contains("removed"));
         assert_eq!(hint(&Tok::Word("eth0".into()), Ctx::Top), "");

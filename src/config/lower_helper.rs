@@ -9,6 +9,13 @@ use super::lower::{Diag, boolean, first, num, uint};
 use super::parse::{Arg, Stmt, Val};
 use super::{HelperFamily, HelperPolicy, HelperProto, HelperType, Helpers};
 
+fn proto_name(p: HelperProto) -> &'static str {
+    match p {
+        HelperProto::Tcp => "tcp",
+        HelperProto::Udp => "udp",
+    }
+}
+
 /// `CTD_HELPER_NAME_LEN`: longest helper policy name.
 const HELPER_NAME_LEN: usize = 16;
 
@@ -123,12 +130,16 @@ fn helper_type(h: &mut Helpers, s: &Stmt, pending: &mut Vec<Pending>, d: &mut Di
         return;
     };
     if !HELPERS.iter().any(|&(n, p)| n == name && p == proto) {
-        let known: Vec<String> = HELPERS.iter().map(|(n, p)| format!("{n}/{p:?}")).collect();
+        let known: Vec<String> = HELPERS
+            .iter()
+            .map(|(n, p)| format!("{n}/{}", proto_name(*p)))
+            .collect();
         d.error(
             name_span,
             format!(
-                "unknown helper `{name}` for {proto:?}; 1.4.7 ships: {}",
-                known.join(", ").to_lowercase()
+                "unknown helper `{name}` for {}; 1.4.7 ships: {}",
+                proto_name(proto),
+                known.join(", ")
             ),
         );
         return;

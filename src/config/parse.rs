@@ -347,7 +347,8 @@ impl Parser<'_> {
         };
         if !want.is_empty() {
             let found = self.peek().describe();
-            return Err(self.fail(format!("found {found}, expected {want} after {name}")));
+            let why = reserved(self.peek());
+            return Err(self.fail(format!("found {found}{why}, expected {want} after {name}")));
         }
         Ok(Stmt {
             kw,
@@ -495,6 +496,19 @@ impl Parser<'_> {
     }
 }
 
+/// Why a token that looks like a name is not one: the 1.4.7 lexer reserves these.
+fn reserved(tok: &Tok) -> &'static str {
+    match tok {
+        Tok::Ip(s) if !s.contains([':', '.', '/']) => {
+            " (a word made only of hex digits is read as an IPv6 address by the 1.4.7 lexer)"
+        }
+        Tok::Kw(_) => " (keywords are reserved words)",
+        Tok::Mode(_) => " (sync mode names are reserved words)",
+        Tok::On | Tok::Off => " (on, off, yes and no are reserved words)",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,7 +552,7 @@ mod tests {
         let e = errors("General {\n HashSize x\n Lockfile /a\n Nice 5\n}\nStats { Bogus }\n");
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e[0].starts_with("2:11: found word `x`"));
-        assert!(e[1].starts_with("3:2:") && e[1].contains("did you mean `LockFile`"));
+        assert!(e[1].starts_with("3:2:") && e[1].contains("the keyword is `LockFile`"));
         assert!(e[2].starts_with("4:7:") && e[2].contains("sign is mandatory"));
         assert!(e[3].starts_with("6:9:"));
     }
