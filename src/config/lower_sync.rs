@@ -320,6 +320,7 @@ impl SyncBuilder {
             }
         }
         let default_channel = self.channels.iter().rposition(|c| c.default).unwrap_or(0);
+        // Defaults of `init_config()`, reference sync-modes.md §11: a 0 means "default".
         Sync {
             mode,
             refresh_time: or(self.refresh, 60),

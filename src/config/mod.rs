@@ -1,7 +1,7 @@
 //! conntrackd.conf 1.4.7: a typed, validated [`Config`] from the daemon's configuration file.
 //!
-//! The pipeline is [`lex`] (bytes → tokens with spans, reproducing the C flex rules and
-//! quirks) → [`parse`] (tokens → AST, every syntax error collected) → [`lower`] (AST →
+//! The pipeline is `lex` (bytes → tokens with spans, reproducing the C flex rules and
+//! quirks) → `parse` (tokens → AST, every syntax error collected) → `lower` (AST →
 //! [`Config`]: C defaults, value checks, cross-field checks, warnings). It accepts exactly
 //! the files the Debian 1.4.7 binary accepts (`conntrackd -C FILE -s` is our oracle) but
 //! reports **all** problems, each as `FILE:LINE:COL: message`, where the C daemon stops at
@@ -128,24 +128,36 @@ pub struct General {
     pub systemd: bool,
 }
 
-/// The C defaults (`init_config()` and the constants of conntrackd.h).
+/// The C defaults (`init_config()` and the constants of conntrackd.h). Sources in the
+/// reference: config-grammar.md §3.1 (table "default" column) and sync-modes.md §11.
 impl Default for General {
     fn default() -> Self {
         Self {
+            // §11: 65536 and 262144 since 1.4.7 (1.4.2 had no default).
             hash_size: 65536,
             hash_limit: 262_144,
+            // §3.1: LogFile and Syslog are off unless configured.
             log_file: None,
             syslog: None,
+            // §11: /var/lock/conntrackd.lock.
             lock_file: PathBuf::from(DEFAULT_LOCKFILE),
+            // §3.1: no default control socket path.
             unix_path: None,
+            // §3.1: system default buffer, MaxGrowth 0.
             netlink_buffer_size: None,
             netlink_buffer_size_max_growth: 0,
+            // §11: resync 30 s after an overrun.
             netlink_overrun_resync: Some(30),
+            // §3.1: off.
             netlink_events_reliable: false,
+            // §11: 100 events per wake-up.
             event_iteration_limit: 100,
+            // §3.1: events, not polling.
             poll_secs: None,
             filter: Filter::default(),
+            // §11: SCHED_RR at maximum priority (`policy: None`).
             scheduler: Scheduler::default(),
+            // §3.1: on, Debian builds with systemd support.
             systemd: true,
         }
     }
