@@ -102,6 +102,25 @@ pub(crate) fn lower(sections: &[Stmt]) -> (Config, Vec<Error>) {
             _ => {}
         }
     }
+    let g = &cfg.general;
+    if let Some(size) = g.netlink_buffer_size
+        && size > g.netlink_buffer_size_max_growth
+    {
+        let span = sections
+            .iter()
+            .filter(|s| s.kw == Kw::General)
+            .flat_map(Stmt::stmts)
+            .rfind(|s| matches!(s.kw, Kw::NetlinkBufferSize | Kw::SocketBufferSize))
+            .map_or_else(Span::default, |s| s.span);
+        d.warn(
+            span,
+            format!(
+                "`NetlinkBufferSize` {size} is larger than `NetlinkBufferSizeMaxGrowth` ({}): \
+                 the C daemon then keeps the system default buffer size",
+                g.netlink_buffer_size_max_growth
+            ),
+        );
+    }
     cfg.stats = stats;
     cfg.sync = sync.map(|s| s.finish(&mut d));
     cfg.warnings = d.warnings;
@@ -382,6 +401,10 @@ mod tests {
         let c = ok("General { Syslog LOCAL1 Nice -1 UNIX { Backlog 3 } }");
         assert_eq!(c.general.syslog, None);
         assert_eq!(c.warnings.len(), 3);
+        let c = ok("General { NetlinkBufferSize 4 }");
+        assert!(c.warnings[0].message.contains("keeps the system default"));
+        let c = ok("General { NetlinkBufferSize 4 NetlinkBufferSizeMaxGrowth 4 }");
+        assert!(c.warnings.is_empty());
     }
 
     #[test]
