@@ -183,6 +183,19 @@ fn general(cfg: &mut Config, stats: &Option<Stats>, stmts: &[Stmt], d: &mut Diag
             _ => {}
         }
         let Some(a) = first(&s.args) else { continue };
+        let alias_of = match s.kw {
+            Kw::SocketBufferSize => "NetlinkBufferSize",
+            Kw::SocketBufferSizeMaxGrown | Kw::SocketBufferSizeMaxGrowth => {
+                "NetlinkBufferSizeMaxGrowth"
+            }
+            _ => "",
+        };
+        if !alias_of.is_empty() {
+            d.warn(
+                s.span,
+                format!("`{}` is an old alias of `{alias_of}`", s.kw.text()),
+            );
+        }
         match s.kw {
             Kw::HashSize => g.hash_size = if n == 0 { 65536 } else { uint(n) },
             Kw::HashLimit => g.hash_limit = if n == 0 { 262_144 } else { uint(n) },

@@ -62,6 +62,9 @@ pub struct Channel {
     pub default: bool,
     /// `Interface`. The C daemon fails at start-up without it, so the runtime must refuse a
     /// channel where this is `None`; the parser only warns (the C parser accepts it).
+    /// Besides the MTU and link monitoring, its index is the IPv6 scope id of UDP/TCP
+    /// sockets and the IPv6 multicast interface; the runtime resolves it (the C parser calls
+    /// `if_nametoindex()` and only warns when the interface does not exist yet).
     pub interface: Option<String>,
     /// Multicast: the group (`IPv4_address`/`IPv6_address`). UDP/TCP: the local address the
     /// receiver or listener binds to.
