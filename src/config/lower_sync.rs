@@ -147,6 +147,9 @@ impl SyncBuilder {
             Kw::Udp => Transport::Udp,
             _ => Transport::Tcp,
         };
+        // C checks the limit only when a fifth block holds an option; an empty fifth block
+        // is written past the end of its channel array (undefined behaviour). We refuse
+        // every fifth block: the one deliberate difference in what is accepted.
         if self.channels.len() >= MAX_CHANNELS {
             d.error(
                 s.span,
