@@ -258,7 +258,8 @@ impl Conntrack {
     }
 
     /// The same entry without the read-only fields [`Self::emit`] leaves out (id, use count,
-    /// counters, timestamp): what a parse of the emitted bytes gives back.
+    /// counters, timestamp) and with no unknown attributes: what a parse of the emitted bytes
+    /// gives back.
     pub fn writable(&self) -> Self {
         Self {
             id: None,
@@ -266,6 +267,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            unknown_attrs: 0,
             ..*self
         }
     }

@@ -140,9 +140,14 @@ impl Expectation {
         }
     }
 
-    /// The same expectation without the read-only id: what a parse of [`Self::emit`] gives.
+    /// The same expectation without the read-only id and the unknown-attribute count: what a
+    /// parse of [`Self::emit`] gives.
     pub fn writable(&self) -> Self {
-        Self { id: None, ..*self }
+        Self {
+            id: None,
+            unknown_attrs: 0,
+            ..*self
+        }
     }
 }
 
