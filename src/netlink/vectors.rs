@@ -4,9 +4,9 @@
 use super::attr::nlas;
 use super::consts::*;
 use super::ct::{Conntrack, NatRange, SeqAdj, Synproxy};
-use super::exp::Expectation;
+use super::exp::{ExpNat, Expectation};
 use super::msg::{MsgBuilder, NlMsg, Payload, messages};
-use super::name::HelperName;
+use super::name::{FnName, HelperName};
 use super::protoinfo::{ProtoInfo, SctpInfo, TcpFlags, TcpInfo};
 use super::tuple::{L4, Tuple};
 use std::net::IpAddr;
@@ -911,6 +911,43 @@ fn ftp_expectation() -> Expectation {
     e
 }
 
+/// A second FTP control connection, in zone 7, without extras.
+fn ftp_master_zone7() -> Conntrack {
+    let mut ct = Conntrack::new(
+        AF_INET,
+        ports("10.9.0.1", "10.9.0.2", IPPROTO_TCP, 40022, 21),
+    );
+    ct.reply = Some(ports("10.9.0.2", "10.9.0.1", IPPROTO_TCP, 21, 40022));
+    ct.status = Some(IPS_ASSURED | IPS_SEEN_REPLY | IPS_CONFIRMED);
+    ct.timeout = Some(600);
+    ct.zone = Some(7);
+    ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+        state: Some(TCP_CONNTRACK_ESTABLISHED),
+        ..TcpInfo::default()
+    }));
+    ct.helper = Some(HelperName::try_from("ftp").unwrap());
+    ct
+}
+
+/// An expectation on [`ftp_master_zone7`] with NAT (reply direction, to 192.0.2.1:6000),
+/// the `nat-follow-master` function, zone 7, class 0 and the PERMANENT flag.
+fn nat_expectation() -> Expectation {
+    let master = ftp_master_zone7().orig;
+    let tuple = ports("10.9.0.2", "10.9.0.1", IPPROTO_TCP, 0, 6000);
+    let mask = ports("255.255.255.255", "255.255.255.255", IPPROTO_TCP, 0, 0xffff);
+    let mut e = Expectation::new(AF_INET, master, tuple, mask);
+    e.zone = Some(7);
+    e.flags = Some(NF_CT_EXPECT_PERMANENT);
+    e.class = Some(0);
+    e.helper = Some(HelperName::try_from("ftp").unwrap());
+    e.nat = Some(ExpNat {
+        dir: 1,
+        tuple: ports("192.0.2.1", "0.0.0.0", IPPROTO_TCP, 6000, 0),
+    });
+    e.fn_name = Some(FnName::try_from("nat-follow-master").unwrap());
+    e
+}
+
 /// Requests built by this codec from the captured ones plus hand-made ones covering the rest
 /// (helper, seq adjust, synproxy, master tuple, update, get, delete, expectation). Stored as
 /// `emitted_requests.bin`; `kernel_check.py` sends them to a kernel and stores its answers.
@@ -996,6 +1033,28 @@ fn golden_requests() -> Vec<u8> {
         AF_INET,
         |b| rel.emit(b),
     );
+    // A second control connection in zone 7 and an expectation on it with NAT, expectfn,
+    // zone, class and flags (nothing the ftp helper makes by itself).
+    let m7 = ftp_master_zone7();
+    push(
+        &mut buf,
+        s,
+        ct_sub,
+        IPCTNL_MSG_CT_NEW,
+        CREATE,
+        AF_INET,
+        |b| m7.emit(b),
+    );
+    let e7 = nat_expectation();
+    push(
+        &mut buf,
+        s,
+        NFNL_SUBSYS_CTNETLINK_EXP,
+        IPCTNL_MSG_EXP_NEW,
+        CREATE,
+        AF_INET,
+        |b| e7.emit(b),
+    );
     // GET by tuple (answer: the entry, then the ACK) and DELETE by tuple.
     let get = Conntrack::new(AF_INET6, requested_ct("tcp6_create.req.bin").orig);
     push(
@@ -1039,7 +1098,7 @@ fn test_golden_requests() {
 #[test]
 fn test_kernel_accepts_emitted() {
     // Answers of Linux 6.18 to emitted_requests.bin (kernel_check.sh): an ACK for each of the
-    // 15 requests, plus the entry the GET asked for.
+    // 17 requests, plus the entry the GET asked for.
     let answers = decode(vector("emitted_requests.resp.bin"));
     let acks: Vec<u32> = answers
         .iter()
@@ -1052,7 +1111,7 @@ fn test_kernel_accepts_emitted() {
             _ => None,
         })
         .collect();
-    assert_eq!(acks, (1..=15).collect::<Vec<_>>());
+    assert_eq!(acks, (1..=17).collect::<Vec<_>>());
     let got: Vec<_> = answers
         .iter()
         .filter_map(|d| {
@@ -1115,22 +1174,32 @@ fn test_kernel_accepts_emitted() {
         requested_ct("udp4_labels_create.req.bin").labels
     );
     assert!(!dump.iter().any(|c| c.orig.l4proto == IPPROTO_ICMP));
-    // 8 IPv4 entries + the 2 IPv6 ones: observed, a dump requested with nfgen_family AF_INET
+    // 9 IPv4 entries + the 2 IPv6 ones: observed, a dump requested with nfgen_family AF_INET
     // by conntrack -L also returned the IPv6 entries.
-    assert_eq!(dump.len(), 10);
+    assert_eq!(dump.len(), 11);
 
-    // The expectation, as stored. The kernel sets the timeout from the helper's policy
-    // (300 s for ftp), ignoring CTA_EXPECT_TIMEOUT on create.
+    // The expectations, as stored. The kernel sets the timeout from the helper's policy
+    // (300 s for ftp), ignoring CTA_EXPECT_TIMEOUT on create, and (observed) does not report
+    // CTA_EXPECT_ZONE although it used it to find the zone-7 master. NAT, expectfn, class
+    // and flags come back as sent.
     let d = decode(vector("emitted_dumpexp.resp.bin"));
-    let [Decoded::Exp { exp, .. }, Decoded::Done] = &d[..] else {
+    let [
+        Decoded::Exp { exp: a, .. },
+        Decoded::Exp { exp: b, .. },
+        Decoded::Done,
+    ] = &d[..]
+    else {
         panic!("{d:?}")
     };
-    let want = ftp_expectation();
-    assert_eq!(
-        Expectation {
+    for want in [ftp_expectation(), nat_expectation()] {
+        let got = if a.tuple == want.tuple { a } else { b };
+        assert!(got.timeout.is_some_and(|t| t <= 300));
+        assert_eq!(got.zone, None);
+        let got = Expectation {
             timeout: want.timeout,
-            ..exp.writable()
-        },
-        want
-    );
+            zone: want.zone,
+            ..got.writable()
+        };
+        assert_eq!(got, want);
+    }
 }
