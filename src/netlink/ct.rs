@@ -124,6 +124,9 @@ pub struct Conntrack {
     pub counters_reply: Option<Counters>,
     /// `CTA_TIMESTAMP` (read-only, not emitted).
     pub timestamp: Option<Timestamp>,
+    /// `CTA_TIMESTAMP_EVENT`: when the kernel generated this event, ns (read-only, not
+    /// emitted; Linux >= 6.14 with timestamps on).
+    pub timestamp_event: Option<u64>,
     /// Number of attributes (at any nesting level) whose type this codec does not know.
     pub unknown_attrs: u16,
 }
@@ -153,6 +156,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            timestamp_event: None,
             unknown_attrs: 0,
         }
     }
@@ -187,6 +191,10 @@ impl Conntrack {
                 CTA_COUNTERS_ORIG => ct.counters_orig = Some(Counters::parse(nla.value, u)?),
                 CTA_COUNTERS_REPLY => ct.counters_reply = Some(Counters::parse(nla.value, u)?),
                 CTA_TIMESTAMP => ct.timestamp = Some(Timestamp::parse(nla.value, u)?),
+                CTA_TIMESTAMP_EVENT => {
+                    ct.timestamp_event =
+                        Some(u64::from_be_bytes(nla.array("CTA_TIMESTAMP_EVENT")?));
+                }
                 // Known but not modelled: conntrackd neither syncs nor shows them.
                 CTA_SECMARK | CTA_SECCTX | CTA_MARK_MASK | CTA_LABELS_MASK | CTA_FILTER
                 | CTA_STATUS_MASK => {}
@@ -255,7 +263,7 @@ impl Conntrack {
     }
 
     /// The same entry without the read-only fields [`Self::emit`] leaves out (id, use count,
-    /// counters, timestamp) and with no unknown attributes: what a parse of the emitted bytes
+    /// counters, timestamps) and with no unknown attributes: what a parse of the emitted bytes
     /// gives back.
     pub fn writable(&self) -> Self {
         Self {
@@ -264,6 +272,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            timestamp_event: None,
             unknown_attrs: 0,
             ..*self
         }
