@@ -682,6 +682,33 @@ mod tests {
     }
 
     #[test]
+    fn test_counters32_timestamp_event() {
+        #[rustfmt::skip]
+        let extra = [
+            // CTA_COUNTERS_REPLY | NESTED, len 20
+            0x14, 0x00, 0x0a, 0x80,
+            //   CTA_COUNTERS32_PACKETS = 7 (old 32-bit form)
+            0x08, 0x00, 0x03, 0x00,  0, 0, 0, 7,
+            //   CTA_COUNTERS32_BYTES = 700
+            0x08, 0x00, 0x04, 0x00,  0, 0, 0x02, 0xbc,
+            // CTA_TIMESTAMP_EVENT = 1 (BE64)
+            0x0c, 0x00, 0x1b, 0x00,  0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        let mut attrs = WRITABLE.to_vec();
+        attrs.extend_from_slice(&extra);
+        let ct = Conntrack::parse(AF_INET, &attrs).unwrap();
+        assert_eq!(
+            ct.counters_reply,
+            Some(Counters {
+                packets: 7,
+                bytes: 700
+            })
+        );
+        assert_eq!((ct.timestamp_event, ct.unknown_attrs), (Some(1), 0));
+        assert_eq!(ct.writable(), writable());
+    }
+
+    #[test]
     fn test_unknown_nested_counted() {
         let mut attrs = WRITABLE.to_vec();
         // An unknown attribute inside CTA_NAT_PROTO (type 9 replaces PORT_MAX at offset 108).
