@@ -98,6 +98,14 @@ ct dnat4_create -I -p udp -s 198.51.100.9 -d 203.0.113.5 --sport 40001 --dport 5
     --dst-nat 192.168.1.53:5353
 ct nat4_dump -L
 
+# IPv6 source NAT, and a per-direction zone (CTA_TUPLE_ZONE in the original tuple only).
+fresh
+ct snat6_create -I -p tcp -s 2001:db8::10 -d 2001:db8::20 --sport 1234 --dport 80 \
+    --state ESTABLISHED -t 100 --src-nat 2001:db8::99
+ct snat6_dump -L -f ipv6
+ct zone4_create -I -p udp -s 10.1.1.1 -d 10.1.1.2 --sport 1 --dport 2 -t 100 --orig-zone 3
+ct zone4_dump -L
+
 # A real FTP control connection over lo with the ftp helper attached by nft: real TCP window
 # scale / flags, helper name, and an expectation made by the helper (PORT command). Then an
 # expectation created with conntrack -I expect (the ftp helper allows one, so it replaces the
