@@ -58,6 +58,7 @@ static VECTORS: &[(&str, &[u8])] = vectors![
     "snat6_dump.resp.bin",
     "zone4_create.req.bin",
     "zone4_dump.resp.bin",
+    "ftp6_exp_dump.resp.bin",
     "acct_dump.resp.bin",
     "acct_delete.req.bin",
     "acct_delete.resp.bin",
@@ -847,6 +848,22 @@ fn test_vector_expectation() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn test_vector_expectation_ipv6() {
+    // The ftp helper's expectation from "EPRT |2|::1|51210|" over ::1.
+    let d = decode(vector("ftp6_exp_dump.resp.bin"));
+    let [Decoded::Exp { exp, .. }, Decoded::Done] = &d[..] else {
+        panic!("{d:?}")
+    };
+    assert_eq!(exp.family, AF_INET6);
+    assert_eq!(exp.master, ports("::1", "::1", IPPROTO_TCP, 40021, 21));
+    assert_eq!(exp.tuple, ports("::1", "::1", IPPROTO_TCP, 0, 51210));
+    let ones = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    assert_eq!(exp.mask, ports(ones, ones, IPPROTO_TCP, 0, 0xffff));
+    assert_eq!(exp.helper.unwrap().as_bytes(), b"ftp");
+    assert_eq!(reparse_exp(exp), exp.writable());
 }
 
 #[test]

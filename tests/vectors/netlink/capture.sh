@@ -134,6 +134,21 @@ ct ftp_exp_dump2 -L expect
 wait
 python3 ./strace2bin.py "$T/ftp_exp_events.log" ./ftp_exp_events
 
+# The same over IPv6 (::1, EPRT): an IPv6 expectation.
+fresh
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" nft -f - <<NFT
+table inet t {
+  ct helper ftp-std { type "ftp" protocol tcp; }
+  chain out { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-std"; }
+  chain pre { type filter hook prerouting priority 0; tcp dport 21 ct helper set "ftp-std"; }
+}
+NFT
+ip netns exec "$NS" python3 ./ftp_session.py 2 6 &
+sleep 1
+ct ftp6_exp_dump -L expect -f ipv6
+wait
+
 # Accounting and timestamps on: a real UDP flow over lo (two datagrams to a closed port), its
 # dump line (counters, start time) and its destroy event (counters, start and stop time).
 fresh
