@@ -7,9 +7,19 @@
 //! classic-BPF event filter).
 
 pub mod attr;
+pub mod consts;
 pub mod ct;
+pub mod error;
 pub mod events;
 pub mod exp;
 pub mod filter;
 pub mod msg;
+pub mod name;
+pub mod protoinfo;
 pub mod socket;
+pub mod tuple;
+
+#[cfg(test)]
+mod vectors;
+
+pub use error::Error;
