@@ -14,4 +14,5 @@
 
 pub mod config;
 pub mod netlink;
+pub mod runtime;
 pub mod sys;
