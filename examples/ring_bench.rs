@@ -4,11 +4,15 @@
 //! on one thread and from a producer thread to a consumer thread, for batch sizes 1, 32 and
 //! 256, for:
 //!
-//! * `Ring` (the shipped wrapper over `crossbeam::queue::ArrayQueue`), with a spinning
-//!   consumer and with a consumer that sleeps on the eventfd `Waker`;
+//! * `Ring` (the shipped ring: whole batches through `crossbeam::queue::ArrayQueue`), with a
+//!   spinning consumer and with a consumer that sleeps on the eventfd `Waker`;
+//! * `ArrayQueue<T>` used item by item (the first design, a CAS per item and side);
 //! * `RawSpsc`, a hand-written SPSC ring (Lamport/Rigtorp: one atomic store per batch, cached
 //!   peer index) kept here only to decide whether owning the ring is worth the `unsafe` it
 //!   needs — `unsafe` is confined to `src/sys/` in the daemon.
+//!
+//! Every consumer reads each item once (`touch`), so a design that moves whole vectors is not
+//! credited for skipping the items.
 //!
 //! Absolute numbers are noise on a shared 2-core VM: compare rows within one run.
 //! This file belongs in `bench/micro/ring.rs` once the `bench` crate exists.
@@ -59,6 +63,10 @@ fn main() {
             Box::new(|b| no_wake(single_raw(items, b))),
         ),
         (
+            "1 thread  ArrayQueue<u64> per item push+pop",
+            Box::new(|b| no_wake(single_aq(items, b))),
+        ),
+        (
             "2 threads Ring<u64>, consumer spins",
             Box::new(|b| cross_ring::<u64>(items, b, false, c)),
         ),
@@ -75,8 +83,8 @@ fn main() {
             Box::new(|b| no_wake(cross_raw(items, b, c))),
         ),
         (
-            "2 threads ArrayQueue<Vec<u64>>, spins",
-            Box::new(|b| no_wake(cross_vecq(items, b, c))),
+            "2 threads ArrayQueue<u64> per item, spins",
+            Box::new(|b| no_wake(cross_aq(items, b, c))),
         ),
     ];
     for (name, case) in &cases {
@@ -117,7 +125,7 @@ fn single_ring(items: u64, batch: usize) -> (Duration, u64) {
             p.push_batch(&mut inbuf);
             out.clear();
             c.pop_batch(&mut out, batch);
-            black_box(&out);
+            touch(&out);
         }
     }
     (start.elapsed(), rounds * batch as u64)
@@ -134,7 +142,7 @@ fn single_raw(items: u64, batch: usize) -> (Duration, u64) {
         p.push_batch(&mut inbuf);
         out.clear();
         c.pop_batch(&mut out, batch);
-        black_box(&out);
+        touch(&out);
     }
     (start.elapsed(), rounds * batch as u64)
 }
@@ -177,7 +185,7 @@ fn cross_ring<T: Default + Copy + Send + 'static>(
             if n == 0 && !sleep {
                 thread::yield_now();
             }
-            black_box(&out);
+            touch(&out);
             got += n as u64;
         }
     });
@@ -220,7 +228,7 @@ fn cross_raw(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
             if n == 0 {
                 thread::yield_now();
             }
-            black_box(&out);
+            touch(&out);
             got += n as u64;
         }
     });
@@ -244,28 +252,53 @@ fn cross_raw(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
     (elapsed, items)
 }
 
-/// A safe alternative that pays the atomics once per batch: `ArrayQueue<Vec<T>>` carrying
-/// whole batches, with a second queue returning the emptied vectors so that the steady state
-/// allocates nothing. Capacity is counted in items (`CAPACITY / batch` vectors).
-fn cross_vecq(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
-    let slots = (CAPACITY / batch).max(1);
-    let full = Arc::new(ArrayQueue::<Vec<u64>>::new(slots));
-    let empty = Arc::new(ArrayQueue::<Vec<u64>>::new(slots + 2));
-    let (full2, empty2) = (Arc::clone(&full), Arc::clone(&empty));
+/// Reads every item, as a worker would.
+fn touch<T: Copy>(items: &[T]) {
+    for &item in items {
+        black_box(item);
+    }
+}
+
+/// The first design: `ArrayQueue<T>` item by item, batches only as loops.
+fn single_aq(items: u64, batch: usize) -> (Duration, u64) {
+    let q = ArrayQueue::<u64>::new(CAPACITY);
+    let mut out = Vec::with_capacity(batch);
+    let rounds = items / batch as u64;
+    let start = Instant::now();
+    for r in 0..rounds {
+        for i in 0..batch as u64 {
+            q.push(r + i).unwrap();
+        }
+        out.clear();
+        while let Some(v) = q.pop() {
+            out.push(v);
+        }
+        touch(&out);
+    }
+    (start.elapsed(), rounds * batch as u64)
+}
+
+fn cross_aq(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
+    let q = Arc::new(ArrayQueue::<u64>::new(CAPACITY));
+    let q2 = Arc::clone(&q);
     let consumer_cpus = cpus.to_vec();
     let consumer = thread::spawn(move || {
         pin(&consumer_cpus, 1);
+        let mut out = Vec::with_capacity(batch);
         let mut got = 0;
         while got < items {
-            match full2.pop() {
-                Some(mut v) => {
-                    got += v.len() as u64;
-                    black_box(&v);
-                    v.clear();
-                    let _ = empty2.push(v);
+            out.clear();
+            while out.len() < batch {
+                match q2.pop() {
+                    Some(v) => out.push(v),
+                    None => break,
                 }
-                None => thread::yield_now(),
             }
+            if out.is_empty() {
+                thread::yield_now();
+            }
+            touch(&out);
+            got += out.len() as u64;
         }
     });
     pin(cpus, 0);
@@ -273,11 +306,10 @@ fn cross_vecq(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
     let mut sent = 0;
     while sent < items {
         let n = (batch as u64).min(items - sent);
-        let mut v = empty.pop().unwrap_or_else(|| Vec::with_capacity(batch));
-        v.extend(0..n);
-        while let Err(back) = full.push(v) {
-            v = back;
-            thread::yield_now();
+        for i in 0..n {
+            while q.push(i).is_err() {
+                thread::yield_now();
+            }
         }
         sent += n;
     }
