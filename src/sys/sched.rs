@@ -216,14 +216,25 @@ mod tests {
     #[test]
     fn test_set_scheduler_rr_on_one_thread() {
         let before = current_policy().unwrap();
+        let nice_before = current_thread_nice().unwrap();
+        let cpus_before = current_thread_affinity().unwrap();
         let rt = thread::spawn(|| {
             let set = set_current_thread_scheduler(SchedPolicy::Rr, 1);
             let got = current_policy();
+            let others = (
+                current_thread_nice().unwrap(),
+                current_thread_affinity().unwrap(),
+            );
             // Back to normal before the thread ends, in case the runtime reuses it.
             let _ = set_current_thread_scheduler(SchedPolicy::Other, 0);
-            (set, got)
+            (set, got, others)
         });
-        let (set, got) = rt.join().unwrap();
+        let (set, got, others) = rt.join().unwrap();
+        assert_eq!(
+            others,
+            (nice_before, cpus_before),
+            "only the policy changed"
+        );
         match set {
             Ok(()) => assert_eq!(got.unwrap(), (SchedPolicy::Rr, 1)),
             // Without CAP_SYS_NICE the switch fails, which the daemon reports as a warning.
