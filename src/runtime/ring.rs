@@ -560,6 +560,37 @@ mod tests {
         assert!(t.join().unwrap());
     }
 
+    /// The two interleavings of the sleep protocol, one step at a time: a push that lands
+    /// after the consumer found the ring empty but before it announced its sleep is caught by
+    /// the re-check (no signal needed); a push after the announcement signals the eventfd.
+    #[test]
+    fn test_sleep_protocol_interleavings() {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (mut p, mut c) = Ring::with_waker::<u32>(4, Arc::clone(&waker));
+        let long = Some(Duration::from_secs(10));
+        let mut out = Vec::new();
+
+        assert_eq!(c.pop_batch(&mut out, 8), 0);
+        p.push(1).unwrap();
+        assert_eq!(waker.signals(), 0, "nobody was asleep");
+        let start = Instant::now();
+        assert!(waker.sleep_unless(long, || !c.is_empty()).unwrap());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the re-check saw the item"
+        );
+        assert_eq!(c.pop_batch(&mut out, 8), 1);
+
+        waker.prepare_sleep();
+        assert!(c.is_empty());
+        p.push(2).unwrap();
+        assert_eq!(waker.signals(), 1, "the announced sleeper is signalled");
+        assert!(waker.wait(long).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(c.pop_batch(&mut out, 8), 1);
+        assert_eq!(out, [1, 2]);
+    }
+
     /// A worker fed by two rings sleeps on one waker; a push to either wakes it.
     #[test]
     fn test_one_waker_two_rings() {
@@ -604,33 +635,27 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(10));
     }
 
-    /// No lost wake-up: the producer pushes bursts of random size (single pushes and batches)
-    /// separated by random pauses, often just long enough for the consumer to go to sleep.
-    /// The consumer sleeps with a timeout far longer than any pause; waking by timeout while
-    /// items were waiting means a wake-up was lost. Every item arrives exactly once, in order.
-    #[test]
-    fn test_no_lost_wakeup_stress() {
-        const ITEMS: u64 = 200_000;
-        let waker = Arc::new(Waker::new().unwrap());
-        let (mut p, mut c) = Ring::with_waker::<u64>(64, Arc::clone(&waker));
-        let started = Instant::now();
+    const STRESS_ITEMS: u64 = 200_000;
 
-        let producer = thread::spawn(move || {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    /// A producer thread that pushes `0..STRESS_ITEMS` in bursts of random size (single
+    /// pushes and batches) separated by random pauses, often just long enough for the
+    /// consumer to go to sleep. Retries on a full ring: these tests are about wake-ups.
+    fn bursty_producer(mut p: Producer<u64>, seed: u64) -> thread::JoinHandle<u64> {
+        thread::spawn(move || {
+            let mut rng = Rng(seed);
             let mut next = 0;
             let mut batch = Vec::new();
-            while next < ITEMS {
+            while next < STRESS_ITEMS {
                 let burst = 1 + rng.next() % 96;
                 if rng.next() & 1 == 0 {
-                    for _ in 0..burst.min(ITEMS - next) {
-                        // Retry on full: this test is about wake-ups, not overflow.
+                    for _ in 0..burst.min(STRESS_ITEMS - next) {
                         while p.push(next).is_err() {
                             thread::yield_now();
                         }
                         next += 1;
                     }
                 } else {
-                    batch.extend(next..(next + burst).min(ITEMS));
+                    batch.extend(next..(next + burst).min(STRESS_ITEMS));
                     next += batch.len() as u64;
                     while !batch.is_empty() {
                         let before = batch.len();
@@ -646,15 +671,31 @@ mod tests {
                 }
             }
             p.pushed()
-        });
+        })
+    }
 
+    /// Checks that `out` continues the sequence at `expect`.
+    fn check_in_order(out: &[u64], expect: &mut u64) {
+        for &v in out {
+            assert_eq!(v, *expect, "items arrive once, in order");
+            *expect += 1;
+        }
+    }
+
+    /// No lost wake-up, with the explicit protocol a multi-input worker uses. The consumer
+    /// sleeps with a timeout far longer than any producer pause; waking by timeout while the
+    /// producer is still running means a wake-up was lost. Every item arrives exactly once,
+    /// in order, and the eventfd is written far less often than once per item.
+    #[test]
+    fn test_no_lost_wakeup_stress() {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (p, mut c) = Ring::with_waker::<u64>(64, Arc::clone(&waker));
+        let started = Instant::now();
+        let producer = bursty_producer(p, 0x9e37_79b9_7f4a_7c15);
         let mut expect = 0;
         let mut out = Vec::with_capacity(32);
-        while expect < ITEMS {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "stress test too slow"
-            );
+        while expect < STRESS_ITEMS {
+            assert!(started.elapsed() < Duration::from_secs(60), "too slow");
             out.clear();
             if c.pop_batch(&mut out, 32) == 0 {
                 waker.prepare_sleep();
@@ -663,20 +704,38 @@ mod tests {
                     continue;
                 }
                 let woken = waker.wait(Some(Duration::from_secs(5))).unwrap();
-                assert!(
-                    woken || c.is_disconnected(),
-                    "lost wake-up at item {expect}"
-                );
+                assert!(woken || c.is_disconnected(), "lost wake-up at {expect}");
                 continue;
             }
-            for &v in &out {
-                assert_eq!(v, expect, "items arrive once, in order");
-                expect += 1;
-            }
+            check_in_order(&out, &mut expect);
         }
         let pushed = producer.join().unwrap();
-        assert_eq!((pushed, c.popped()), (ITEMS, ITEMS));
+        assert_eq!((pushed, c.popped()), (STRESS_ITEMS, STRESS_ITEMS));
         assert!(waker.signals() > 0, "the consumer did sleep");
-        assert!(waker.signals() < ITEMS, "not one syscall per item");
+        assert!(waker.signals() < STRESS_ITEMS, "not one syscall per item");
+    }
+
+    /// The same through [`Consumer::pop_batch_or_wait`]: no call may last as long as its
+    /// timeout while the producer is running.
+    #[test]
+    fn test_no_lost_wakeup_pop_batch_or_wait() {
+        let waker = Arc::new(Waker::new().unwrap());
+        let (p, mut c) = Ring::with_waker::<u64>(64, Arc::clone(&waker));
+        let producer = bursty_producer(p, 0x1234_5678_9abc_def1);
+        let mut expect = 0;
+        let mut out = Vec::with_capacity(32);
+        while expect < STRESS_ITEMS {
+            out.clear();
+            let call = Instant::now();
+            c.pop_batch_or_wait(&mut out, 32, Some(Duration::from_secs(5)))
+                .unwrap();
+            assert!(
+                call.elapsed() < Duration::from_secs(5),
+                "lost wake-up at {expect}"
+            );
+            check_in_order(&out, &mut expect);
+        }
+        assert_eq!(producer.join().unwrap(), STRESS_ITEMS);
+        assert!(waker.signals() < STRESS_ITEMS);
     }
 }
