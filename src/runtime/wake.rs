@@ -20,7 +20,41 @@
 //!
 //! The eventfd is exposed with [`Waker::as_fd`] so a worker can wait on it together with its
 //! timers and sockets in one `poll(2)`; [`Waker::prepare_sleep`] and [`Waker::finish_sleep`]
-//! bracket such a custom wait.
+//! bracket such a custom wait:
+//!
+//! ```
+//! use std::os::fd::AsFd;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use conntrackd::runtime::{Ring, Waker};
+//! use conntrackd::sys::eventfd::{EventFd, poll_in};
+//!
+//! let waker = Arc::new(Waker::new()?);
+//! let (mut producer, mut events) = Ring::with_waker::<u32>(1024, Arc::clone(&waker));
+//! let timer = EventFd::new()?; // stands in for a timerfd or a socket
+//! let reader = std::thread::spawn(move || producer.push_batch(&mut vec![1, 2, 3]));
+//!
+//! let mut batch = Vec::new();
+//! while batch.len() < 3 {
+//!     if events.pop_batch(&mut batch, 256) > 0 {
+//!         continue; // handle the batch, then look again before sleeping
+//!     }
+//!     waker.prepare_sleep();
+//!     if !events.is_empty() {
+//!         waker.cancel_sleep(); // arrived between the pop and the announcement
+//!         continue;
+//!     }
+//!     let ready = poll_in(&[waker.as_fd(), timer.as_fd()], Some(Duration::from_secs(5)))?;
+//!     waker.finish_sleep()?;
+//!     if ready[1] {
+//!         timer.drain()?; // run timers
+//!     }
+//! }
+//! assert_eq!(batch, [1, 2, 3]);
+//! reader.join().unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
