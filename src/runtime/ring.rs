@@ -304,7 +304,8 @@ impl<T> Consumer<T> {
         timeout: Option<Duration>,
     ) -> std::io::Result<usize> {
         let n = self.pop_batch(out, max);
-        if n > 0 {
+        // `max == 0` asks for nothing: never sleep on behalf of such a call.
+        if n > 0 || max == 0 {
             return Ok(n);
         }
         if let Some(w) = &self.shared.waker {
