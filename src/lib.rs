@@ -15,5 +15,6 @@
 pub mod cli;
 pub mod config;
 pub mod netlink;
+pub mod runtime;
 pub mod sys;
 pub mod wire;

@@ -7,8 +7,10 @@
 
 use std::io;
 
+pub mod eventfd;
 pub mod netlink;
 pub mod netns;
+pub mod sched;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {

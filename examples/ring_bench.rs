@@ -1,0 +1,425 @@
+//! Micro-benchmark of the reader → worker ring (`conntrackd::runtime::ring`).
+//!
+//! Run with `cargo run --release --example ring_bench`. Prints the cost per item of push + pop
+//! on one thread and from a producer thread to a consumer thread, for batch sizes 1, 32 and
+//! 256, for:
+//!
+//! * `Ring` (the shipped ring: whole batches through `crossbeam::queue::ArrayQueue`), with a
+//!   spinning consumer and with a consumer that sleeps on the eventfd `Waker`;
+//! * `ArrayQueue<T>` used item by item (the first design, a CAS per item and side);
+//! * `RawSpsc`, a hand-written SPSC ring (Lamport/Rigtorp: one atomic store per batch, cached
+//!   peer index) kept here only to decide whether owning the ring is worth the `unsafe` it
+//!   needs — `unsafe` is confined to `src/sys/` in the daemon.
+//!
+//! Every consumer reads each item once (`touch`), so a design that moves whole vectors is not
+//! credited for skipping the items.
+//!
+//! Absolute numbers are noise on a shared 2-core VM: compare rows within one run.
+//! This file belongs in `bench/micro/ring.rs` once the `bench` crate exists.
+#![allow(unsafe_code)] // RawSpsc only; this benchmark is not part of the daemon.
+
+use std::cell::UnsafeCell;
+use std::hint::black_box;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use conntrackd::runtime::{Placement, Ring, Waker, pin_current};
+use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
+
+const CAPACITY: usize = 4096;
+const BATCHES: [usize; 3] = [1, 32, 256];
+
+/// A 64-byte item, about the size of a routed conntrack event header.
+type Fat = [u64; 8];
+
+/// One measurement: elapsed time, items moved, eventfd writes (if the case has a waker).
+type Sample = (Duration, u64, Option<u64>);
+
+fn main() {
+    let cpus = conntrackd::runtime::placement::available_cpus();
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>().ok());
+    let items = args.next().flatten().unwrap_or(2_000_000);
+    let runs = args.next().flatten().unwrap_or(7);
+    println!(
+        "ring_bench: {items} items per run, {runs} runs per row, capacity {CAPACITY}, cpus {cpus:?}"
+    );
+    println!(
+        "{:<46} {:>5} {:>9} {:>9} {:>11}",
+        "case", "batch", "min ns", "median ns", "wake writes"
+    );
+    let c = &cpus;
+    type Case<'a> = (&'static str, Box<dyn Fn(usize) -> Sample + 'a>);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "1 thread  Ring<u64> push+pop",
+            Box::new(|b| no_wake(single_ring(items, b))),
+        ),
+        (
+            "1 thread  RawSpsc<u64> push+pop",
+            Box::new(|b| no_wake(single_raw(items, b))),
+        ),
+        (
+            "1 thread  ArrayQueue<u64> per item push+pop",
+            Box::new(|b| no_wake(single_aq(items, b))),
+        ),
+        (
+            "2 threads Ring<u64>, consumer spins",
+            Box::new(|b| cross_ring::<u64>(items, b, false, c)),
+        ),
+        (
+            "2 threads Ring<u64>, consumer sleeps",
+            Box::new(|b| cross_ring::<u64>(items, b, true, c)),
+        ),
+        (
+            "2 threads Ring<[u64;8]>, consumer sleeps",
+            Box::new(|b| cross_ring::<Fat>(items, b, true, c)),
+        ),
+        (
+            "2 threads RawSpsc<u64>, consumer spins",
+            Box::new(|b| no_wake(cross_raw(items, b, c))),
+        ),
+        (
+            "2 threads ArrayQueue<u64> per item, spins",
+            Box::new(|b| no_wake(cross_aq(items, b, c))),
+        ),
+    ];
+    for (name, case) in &cases {
+        for &b in &BATCHES {
+            let mut samples: Vec<(f64, Option<u64>)> = (0..runs)
+                .map(|_| {
+                    let (d, n, w) = case(b);
+                    (d.as_nanos() as f64 / n as f64, w)
+                })
+                .collect();
+            samples.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let median = samples[samples.len() / 2];
+            let wakes = median.1.map_or_else(|| "-".to_string(), |w| w.to_string());
+            println!(
+                "{name:<46} {b:>5} {:>9.2} {:>9.2} {wakes:>11}",
+                samples[0].0, median.0
+            );
+        }
+    }
+}
+
+fn no_wake((d, n): (Duration, u64)) -> Sample {
+    (d, n, None)
+}
+
+fn single_ring(items: u64, batch: usize) -> (Duration, u64) {
+    let (mut p, mut c) = Ring::with_capacity::<u64>(CAPACITY);
+    let mut inbuf = Vec::with_capacity(batch);
+    let mut out = Vec::with_capacity(batch);
+    let rounds = items / batch as u64;
+    let start = Instant::now();
+    for r in 0..rounds {
+        if batch == 1 {
+            p.push(r).unwrap();
+            black_box(c.pop());
+        } else {
+            inbuf.extend((0..batch as u64).map(|i| r + i));
+            p.push_batch(&mut inbuf);
+            out.clear();
+            c.pop_batch(&mut out, batch);
+            touch(&out);
+        }
+    }
+    (start.elapsed(), rounds * batch as u64)
+}
+
+fn single_raw(items: u64, batch: usize) -> (Duration, u64) {
+    let (mut p, mut c) = RawSpsc::channel(CAPACITY);
+    let mut inbuf = Vec::with_capacity(batch);
+    let mut out = Vec::with_capacity(batch);
+    let rounds = items / batch as u64;
+    let start = Instant::now();
+    for r in 0..rounds {
+        inbuf.extend((0..batch as u64).map(|i| r + i));
+        p.push_batch(&mut inbuf);
+        out.clear();
+        c.pop_batch(&mut out, batch);
+        touch(&out);
+    }
+    (start.elapsed(), rounds * batch as u64)
+}
+
+fn pin(cpus: &[usize], i: usize) {
+    if cpus.len() > 1 {
+        let _ = pin_current(&Placement::Fixed(cpus[i % cpus.len()]));
+    }
+}
+
+/// Producer thread on one CPU, consumer on another. The producer pushes batches and retries
+/// (yielding) when the ring is full; the consumer pops batches of the same size and either
+/// spins (yield) or sleeps on the waker when empty. Returns the elapsed time and the number of
+/// eventfd writes.
+fn cross_ring<T: Default + Copy + Send + 'static>(
+    items: u64,
+    batch: usize,
+    sleep: bool,
+    cpus: &[usize],
+) -> Sample {
+    let waker = Arc::new(Waker::new().unwrap());
+    let (mut p, mut c) = if sleep {
+        Ring::with_waker::<T>(CAPACITY, Arc::clone(&waker))
+    } else {
+        Ring::with_capacity::<T>(CAPACITY)
+    };
+    let consumer_cpus = cpus.to_vec();
+    let consumer = thread::spawn(move || {
+        pin(&consumer_cpus, 1);
+        let mut out = Vec::with_capacity(batch);
+        let mut got = 0;
+        while got < items {
+            out.clear();
+            let n = if sleep {
+                c.pop_batch_or_wait(&mut out, batch, Some(Duration::from_millis(100)))
+                    .unwrap()
+            } else {
+                c.pop_batch(&mut out, batch)
+            };
+            if n == 0 && !sleep {
+                thread::yield_now();
+            }
+            touch(&out);
+            got += n as u64;
+        }
+    });
+    pin(cpus, 0);
+    let start = Instant::now();
+    let mut inbuf: Vec<T> = Vec::with_capacity(batch);
+    let mut sent = 0;
+    while sent < items {
+        let n = (batch as u64).min(items - sent) as usize;
+        if n == 1 {
+            while p.push(T::default()).is_err() {
+                thread::yield_now();
+            }
+        } else {
+            inbuf.extend(std::iter::repeat_n(T::default(), n));
+            while !inbuf.is_empty() {
+                if p.push_batch(&mut inbuf) == 0 {
+                    thread::yield_now();
+                }
+            }
+        }
+        sent += n as u64;
+    }
+    consumer.join().unwrap();
+    let elapsed = start.elapsed();
+    let _ = pin_current(&Placement::Fenced(cpus.to_vec()));
+    (elapsed, items, sleep.then(|| waker.signals()))
+}
+
+fn cross_raw(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
+    let (mut p, mut c) = RawSpsc::channel::<u64>(CAPACITY);
+    let consumer_cpus = cpus.to_vec();
+    let consumer = thread::spawn(move || {
+        pin(&consumer_cpus, 1);
+        let mut out = Vec::with_capacity(batch);
+        let mut got = 0;
+        while got < items {
+            out.clear();
+            let n = c.pop_batch(&mut out, batch);
+            if n == 0 {
+                thread::yield_now();
+            }
+            touch(&out);
+            got += n as u64;
+        }
+    });
+    pin(cpus, 0);
+    let start = Instant::now();
+    let mut inbuf = Vec::with_capacity(batch);
+    let mut sent = 0;
+    while sent < items {
+        let n = (batch as u64).min(items - sent);
+        inbuf.extend(0..n);
+        while !inbuf.is_empty() {
+            if p.push_batch(&mut inbuf) == 0 {
+                thread::yield_now();
+            }
+        }
+        sent += n;
+    }
+    consumer.join().unwrap();
+    let elapsed = start.elapsed();
+    let _ = pin_current(&Placement::Fenced(cpus.to_vec()));
+    (elapsed, items)
+}
+
+/// Reads every item, as a worker would.
+fn touch<T: Copy>(items: &[T]) {
+    for &item in items {
+        black_box(item);
+    }
+}
+
+/// The first design: `ArrayQueue<T>` item by item, batches only as loops.
+fn single_aq(items: u64, batch: usize) -> (Duration, u64) {
+    let q = ArrayQueue::<u64>::new(CAPACITY);
+    let mut out = Vec::with_capacity(batch);
+    let rounds = items / batch as u64;
+    let start = Instant::now();
+    for r in 0..rounds {
+        for i in 0..batch as u64 {
+            q.push(r + i).unwrap();
+        }
+        out.clear();
+        while let Some(v) = q.pop() {
+            out.push(v);
+        }
+        touch(&out);
+    }
+    (start.elapsed(), rounds * batch as u64)
+}
+
+fn cross_aq(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
+    let q = Arc::new(ArrayQueue::<u64>::new(CAPACITY));
+    let q2 = Arc::clone(&q);
+    let consumer_cpus = cpus.to_vec();
+    let consumer = thread::spawn(move || {
+        pin(&consumer_cpus, 1);
+        let mut out = Vec::with_capacity(batch);
+        let mut got = 0;
+        while got < items {
+            out.clear();
+            while out.len() < batch {
+                match q2.pop() {
+                    Some(v) => out.push(v),
+                    None => break,
+                }
+            }
+            if out.is_empty() {
+                thread::yield_now();
+            }
+            touch(&out);
+            got += out.len() as u64;
+        }
+    });
+    pin(cpus, 0);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < items {
+        let n = (batch as u64).min(items - sent);
+        for i in 0..n {
+            while q.push(i).is_err() {
+                thread::yield_now();
+            }
+        }
+        sent += n;
+    }
+    consumer.join().unwrap();
+    let elapsed = start.elapsed();
+    let _ = pin_current(&Placement::Fenced(cpus.to_vec()));
+    (elapsed, items)
+}
+
+/// A minimal hand-written SPSC ring, for comparison only.
+struct RawShared<T> {
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+    /// Next slot to read; written by the consumer only.
+    head: CachePadded<AtomicUsize>,
+    /// Next slot to write; written by the producer only.
+    tail: CachePadded<AtomicUsize>,
+}
+
+// SAFETY: each slot is accessed by one side at a time, handed over by the Release store of
+// `tail` (producer → consumer) or `head` (consumer → producer).
+unsafe impl<T: Send> Sync for RawShared<T> {}
+
+impl<T> Drop for RawShared<T> {
+    fn drop(&mut self) {
+        let (head, tail) = (*self.head.get_mut(), *self.tail.get_mut());
+        for i in head..tail {
+            // SAFETY: slots in head..tail were written and not yet read; we have `&mut self`.
+            unsafe { self.slots[i & self.mask].get_mut().assume_init_drop() };
+        }
+    }
+}
+
+struct RawProducer<T> {
+    shared: Arc<RawShared<T>>,
+    tail: usize,
+    cached_head: usize,
+}
+
+struct RawConsumer<T> {
+    shared: Arc<RawShared<T>>,
+    head: usize,
+    cached_tail: usize,
+}
+
+struct RawSpsc;
+
+impl RawSpsc {
+    fn channel<T>(capacity: usize) -> (RawProducer<T>, RawConsumer<T>) {
+        let capacity = capacity.next_power_of_two();
+        let shared = Arc::new(RawShared {
+            slots: (0..capacity)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+            mask: capacity - 1,
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+        });
+        (
+            RawProducer {
+                shared: Arc::clone(&shared),
+                tail: 0,
+                cached_head: 0,
+            },
+            RawConsumer {
+                shared,
+                head: 0,
+                cached_tail: 0,
+            },
+        )
+    }
+}
+
+impl<T> RawProducer<T> {
+    /// Pushes as many items from the front of `batch` as fit, with one Release store.
+    fn push_batch(&mut self, batch: &mut Vec<T>) -> usize {
+        let s = &*self.shared;
+        let cap = s.mask + 1;
+        if self.tail - self.cached_head + batch.len() > cap {
+            self.cached_head = s.head.load(Ordering::Acquire);
+        }
+        let n = (cap - (self.tail - self.cached_head)).min(batch.len());
+        for (i, item) in batch.drain(..n).enumerate() {
+            let slot = &s.slots[(self.tail + i) & s.mask];
+            // SAFETY: the slot is in the free region (tail..head+cap), which only the producer
+            // touches until the Release store below publishes it.
+            unsafe { (*slot.get()).write(item) };
+        }
+        self.tail += n;
+        s.tail.store(self.tail, Ordering::Release);
+        n
+    }
+}
+
+impl<T> RawConsumer<T> {
+    /// Pops up to `max` items with one Release store.
+    fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
+        let s = &*self.shared;
+        if self.cached_tail - self.head < max {
+            self.cached_tail = s.tail.load(Ordering::Acquire);
+        }
+        let n = (self.cached_tail - self.head).min(max);
+        for i in 0..n {
+            let slot = &s.slots[(self.head + i) & s.mask];
+            // SAFETY: the slot is in head..tail, published by the producer's Release store
+            // (seen by our Acquire load) and not yet handed back.
+            out.push(unsafe { (*slot.get()).assume_init_read() });
+        }
+        self.head += n;
+        s.head.store(self.head, Ordering::Release);
+        n
+    }
+}
