@@ -2,7 +2,7 @@
 //!
 //! This is the only module where `unsafe` is allowed. Each `unsafe` block calls one libc
 //! function, is visible at its call site, and says on a `// SAFETY:` line why the call is sound.
-//! [`cvt`] only turns the `-1`/errno convention into `io::Error`; it hides no unsafety.
+//! `cvt` only turns the `-1`/errno convention into `io::Error`; it hides no unsafety.
 #![allow(unsafe_code)]
 
 use std::io;
