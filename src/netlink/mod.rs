@@ -7,9 +7,13 @@
 //! classic-BPF event filter).
 
 pub mod attr;
+pub mod consts;
 pub mod ct;
+pub mod error;
 pub mod events;
 pub mod exp;
 pub mod filter;
 pub mod msg;
 pub mod socket;
+
+pub use error::Error;
