@@ -131,6 +131,8 @@ pub enum NlError {
         /// Entries delivered before the dump ended.
         seen: usize,
     },
+    /// The kernel-space event filter could not be compiled.
+    Filter(super::filter::FilterError),
     /// No answer from the kernel within the handle's timeout.
     Timeout {
         /// The operation.
@@ -147,6 +149,7 @@ impl fmt::Display for NlError {
             Self::DumpInterrupted { op, seen } => {
                 write!(f, "ctnetlink {op}: dump interrupted after {seen} entries")
             }
+            Self::Filter(e) => write!(f, "ctnetlink event filter: {e}"),
             Self::Timeout { op } => write!(f, "ctnetlink {op}: no answer from the kernel"),
         }
     }
@@ -158,6 +161,7 @@ impl std::error::Error for NlError {
             Self::Io { source, .. } => Some(source),
             Self::Codec { source, .. } => Some(source),
             Self::Kernel(k) => Some(k),
+            Self::Filter(e) => Some(e),
             _ => None,
         }
     }
