@@ -1,11 +1,15 @@
 //! Tests of the fixtures in `tests/util` themselves: each checks what a fixture promises,
 //! against the kernel, so that the system tests built on them can be trusted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::util::ct::{field, strip_volatile};
+use crate::util::daemon::{START_TIMEOUT, udp_config};
+use crate::util::ftp::make_expectation;
 use crate::util::{
-    NetNs, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list, enable_conntrack, sysctl_get,
+    C_CONNTRACKD, CDaemon, NetNs, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
+    enable_conntrack, enable_conntrack_with_ftp, exp_list, sysctl_get,
 };
 
 #[test]
@@ -22,7 +26,7 @@ fn netns_created_and_deleted() {
         assert!(lo.contains("UP"), "lo not up: {lo}");
         // A process left running must not keep the namespace alive.
         let mut sleeper = ns.command(&["sleep", "60"]).spawn().unwrap();
-        crate::util::wait_until(std::time::Duration::from_secs(5), "sleep in netns", || {
+        crate::util::wait_until(Duration::from_secs(5), "sleep in netns", || {
             ns.pids().contains(&sleeper.id())
         });
         drop(ns);
@@ -138,4 +142,182 @@ fn sysctl_guard_restores() {
     });
     assert!(res.is_err());
     assert_eq!(sysctl_get(key), before);
+}
+
+/// Two namespaces `a`/`b` joined by veth `vcA`/`vcB` on 10.231.2.0/24, conntrack enabled.
+fn pair(tag: &str) -> (NetNs, NetNs, Veth) {
+    let a = NetNs::new(&format!("{tag}a"));
+    let b = NetNs::new(&format!("{tag}b"));
+    let veth = Veth::connect(&a, "vcA", "10.231.2.1/24", &b, "vcB", "10.231.2.2/24");
+    enable_conntrack(&a);
+    enable_conntrack(&b);
+    (a, b, veth)
+}
+
+#[test]
+fn c_daemon_ftfw_udp_starts_replicates_and_cleans_up() {
+    let (a, b, _veth) = pair("cd");
+    let mode = "Mode FTFW { }";
+    let da = CDaemon::start(
+        &a,
+        &udp_config(mode, "vcA", "10.231.2.1", "10.231.2.2", 3790),
+    );
+    let db = CDaemon::start(
+        &b,
+        &udp_config(mode, "vcB", "10.231.2.2", "10.231.2.1", 3790),
+    );
+    for d in [&da, &db] {
+        assert!(d.socket_path().exists(), "no socket\n{}", d.dump());
+        assert!(d.lock_path().exists(), "no lock file\n{}", d.dump());
+        assert!(d.socket_path().as_os_str().len() < 108, "sun_path overflow");
+        let stats = d.expect_ctl(&["-s"]);
+        assert!(
+            stats.contains("cache internal"),
+            "unexpected -s output: {stats}"
+        );
+        // `ip netns exec` execs the daemon, so the child pid is conntrackd itself, and it
+        // runs in the namespace we asked for.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid())).unwrap();
+        assert_eq!(comm.trim(), "conntrackd");
+    }
+    assert!(a.pids().contains(&da.pid()) && !a.pids().contains(&db.pid()));
+    assert!(
+        da.log().contains("initialization completed"),
+        "{}",
+        da.dump()
+    );
+
+    // End to end: an entry created in a's kernel reaches b's external cache.
+    ct_insert(
+        &a,
+        &[
+            "-p",
+            "tcp",
+            "-s",
+            "10.231.8.1",
+            "-d",
+            "10.231.8.2",
+            "--sport",
+            "41000",
+            "--dport",
+            "22",
+            "--state",
+            "ESTABLISHED",
+            "-t",
+            "120",
+        ],
+    );
+    crate::util::wait_until(
+        Duration::from_secs(5),
+        "entry in b's external cache",
+        || db.expect_ctl(&["-e"]).contains("src=10.231.8.1"),
+    );
+
+    let dirs = [da.dir().to_owned(), db.dir().to_owned()];
+    let pids = [da.pid(), db.pid()];
+    drop(da);
+    drop(db);
+    for (dir, pid) in dirs.iter().zip(pids) {
+        assert!(!dir.exists(), "{} survived drop", dir.display());
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} still running"
+        );
+    }
+}
+
+#[test]
+fn c_daemon_alarm_stop_is_clean() {
+    let (a, _b, _veth) = pair("al");
+    let conf = udp_config(
+        "Mode ALARM { RefreshTime 5 CacheTimeout 15 }",
+        "vcA",
+        "10.231.2.1",
+        "10.231.2.2",
+        3791,
+    );
+    let mut d = CDaemon::start(&a, &conf);
+    assert!(d.is_running());
+    let status = d.stop();
+    assert!(status.success(), "SIGTERM exit: {status}\n{}", d.dump());
+    // A clean shutdown removes its socket and lock file itself.
+    assert!(
+        !d.socket_path().exists() && !d.lock_path().exists(),
+        "{}",
+        d.dump()
+    );
+    assert!(d.log().contains("shutdown"), "{}", d.dump());
+}
+
+#[test]
+fn c_daemon_start_failure_is_reported() {
+    let a = NetNs::new("bad");
+    // No interface `nope` in this namespace: 1.4.7 fails to open the channel and exits 1.
+    let conf = udp_config("Mode FTFW { }", "nope", "10.231.2.1", "10.231.2.2", 3792);
+    let mut d = CDaemon::spawn_bin(Path::new(C_CONNTRACKD), &a, &conf);
+    let err = d.wait_ready(START_TIMEOUT).unwrap_err();
+    assert!(err.contains("exited early"), "{err}\n{}", d.dump());
+    assert!(!d.is_running());
+}
+
+/// Two namespaces on 10.231.3.0/24 and fd00:231:3::/64; the helper only where asked.
+fn ftp_pair(tag: &str, helper_on_client: bool, helper_on_server: bool) -> (NetNs, NetNs) {
+    let client = NetNs::new(&format!("{tag}c"));
+    let server = NetNs::new(&format!("{tag}s"));
+    Veth::connect(
+        &client,
+        "vfC",
+        "10.231.3.1/24 fd00:231:3::1/64",
+        &server,
+        "vfS",
+        "10.231.3.2/24 fd00:231:3::2/64",
+    );
+    for (ns, helper) in [(&client, helper_on_client), (&server, helper_on_server)] {
+        if helper {
+            enable_conntrack_with_ftp(ns)
+        } else {
+            enable_conntrack(ns)
+        }
+    }
+    (client, server)
+}
+
+#[test]
+fn ftp_expectation_on_server_side() {
+    let (client, server) = ftp_pair("fs", false, true);
+    let session = make_expectation(&client, &server, "10.231.3.2".parse().unwrap(), 50000);
+    assert_eq!(
+        session.reply(),
+        "227 Entering Passive Mode (10,231,3,2,195,80)"
+    );
+    let line = session.expect_expectation(&server);
+    assert!(line.contains("helper=ftp"), "{line}");
+    assert_eq!(field(&line, "src"), Some("10.231.3.1"));
+    assert_eq!(field(&line, "dst"), Some("10.231.3.2"));
+    // Without the helper the client's namespace tracks the flow but expects nothing.
+    assert!(exp_list(&client).is_empty(), "{:?}", exp_list(&client));
+    let master = ct_list(&server)
+        .into_iter()
+        .find(|l| l.contains("dport=21"))
+        .expect("control connection tracked");
+    assert!(master.contains("helper=ftp"), "{master}");
+    // The session closes cleanly (its server thread ends) even with entries still around;
+    // the master entry outlives the connection (TIME_WAIT), and so does its expectation
+    // until the entry goes: a flush.
+    drop(session);
+    ct_flush(&server);
+    assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
+}
+
+#[test]
+fn ftp_expectation_on_client_side_ipv6() {
+    let (client, server) = ftp_pair("f6", true, false);
+    let session = make_expectation(&client, &server, "fd00:231:3::2".parse().unwrap(), 50001);
+    assert_eq!(
+        session.reply(),
+        "229 Entering Extended Passive Mode (|||50001|)"
+    );
+    let line = session.expect_expectation(&client);
+    assert!(line.contains("helper=ftp"), "{line}");
+    assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
 }

@@ -12,11 +12,12 @@ pub(crate) fn ct_list(ns: &NetNs) -> Vec<String> {
     sorted_lines(&ns.expect_ok(&["conntrack", "-L", "-o", "extended"]))
 }
 
-/// The expectation table of `ns` (`conntrack -L expect`), sorted. Each line starts with the
+/// The expectation table of `ns`, IPv4 and IPv6, sorted. Each line starts with the
 /// remaining timeout in seconds, e.g. `299 proto=6 src=10.231.1.1 dst=10.231.1.2 sport=0
 /// dport=50000 mask-src=... master-src=... sport=40000 dport=21 class=0 helper=ftp`.
 pub(crate) fn exp_list(ns: &NetNs) -> Vec<String> {
-    sorted_lines(&ns.expect_ok(&["conntrack", "-L", "expect"]))
+    // Unlike `conntrack -L`, `conntrack -L expect` without `-f` lists IPv4 only.
+    sorted_lines(&ns.expect_sh("conntrack -L expect -f ipv4 && conntrack -L expect -f ipv6"))
 }
 
 /// Number of conntrack entries in `ns` (`conntrack -C`).
@@ -42,7 +43,7 @@ pub(crate) fn ct_flush(ns: &NetNs) {
     ns.expect_ok(&["conntrack", "-F"]);
 }
 
-/// Deletes every expectation of `ns` (`conntrack -F expect`).
+/// Deletes every expectation of `ns` (`conntrack -F expect`, which covers both families).
 pub(crate) fn exp_flush(ns: &NetNs) {
     ns.expect_ok(&["conntrack", "-F", "expect"]);
 }

@@ -15,6 +15,8 @@
 
 pub(crate) mod cmd;
 pub(crate) mod ct;
+pub(crate) mod daemon;
+pub(crate) mod ftp;
 pub(crate) mod netns;
 
 use std::fs;
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 pub(crate) use cmd::{expect_ok, run};
 #[allow(unused_imports)]
 pub(crate) use ct::{ct_count, ct_flush, ct_insert, ct_list, exp_flush, exp_list};
+#[allow(unused_imports)]
+pub(crate) use daemon::{C_CONNTRACKD, CDaemon};
 #[allow(unused_imports)]
 pub(crate) use netns::{NetNs, NsConfig, Veth, enable_conntrack, enable_conntrack_with_ftp};
 
