@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use super::attr::nlas;
 use super::consts::{
-    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW, IPCTNL_MSG_EXP_DELETE,
-    IPCTNL_MSG_EXP_GET, IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_CTNETLINK_EXP,
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+    CTA_TUPLE_ORIG, CTA_ZONE, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW,
+    IPCTNL_MSG_EXP_DELETE, IPCTNL_MSG_EXP_GET, IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK,
+    NFNL_SUBSYS_CTNETLINK_EXP, NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_EXCL, NLM_F_REQUEST,
 };
-use super::msg::{MsgBuilder, NlMsg, Payload, messages};
+use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages};
 use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket};
 
 /// Default upper bound of one batch datagram.
@@ -528,21 +530,81 @@ impl CtHandle {
         Ok(())
     }
 
-    /// Deletes every conntrack of `family` (AF_UNSPEC = all) in one request.
+    /// Deletes every conntrack of `family` (AF_UNSPEC = all).
+    ///
+    /// AF_UNSPEC is one request. The kernel ignores nfgen_family in flush requests (so that
+    /// `conntrack -F`, which sends AF_INET, flushes everything), so a single family is
+    /// flushed as a family-filtered dump followed by batched deletes of those tuples; an
+    /// entry that vanished in between (ENOENT) is not an error.
     pub fn flush_conntracks(&mut self, family: u8) -> Result<(), NlError> {
-        self.flush(ReqKind::CT_DELETE, family, "flush conntracks")
+        const OP: &str = "flush conntracks";
+        let kind = ReqKind {
+            name: OP,
+            ..ReqKind::CT_DELETE
+        };
+        if family == 0 {
+            let r = self.batch_raw(kind, &[0u8], |&fam, req| {
+                req.start(fam).finish();
+            })?;
+            return Self::single(OP, r);
+        }
+        // Raw CTA_TUPLE_ORIG payloads back to back, and (span, zone) per entry.
+        let mut keys = Vec::new();
+        let mut spans: Vec<(std::ops::Range<usize>, Option<u16>)> = Vec::new();
+        self.dump_raw(
+            CT_GET,
+            family,
+            OP,
+            |_| {},
+            |m| {
+                let attrs = m.payload().get(NFGENMSG_LEN..).unwrap_or(&[]);
+                let (mut orig, mut zone) = (None, None);
+                for a in nlas(attrs).flatten() {
+                    match a.ty {
+                        CTA_TUPLE_ORIG => orig = Some(a.value),
+                        CTA_ZONE => zone = a.u16_be().ok(),
+                        _ => {}
+                    }
+                }
+                if let Some(v) = orig {
+                    keys.extend_from_slice(v);
+                    spans.push((keys.len() - v.len()..keys.len(), zone));
+                }
+            },
+        )?;
+        let r = self.batch_raw(kind, &spans, |(span, zone), req| {
+            let mut b = req.start(family);
+            b.put_bytes(CTA_TUPLE_ORIG | NLA_F_NESTED, &keys[span.clone()]);
+            if let Some(z) = zone {
+                b.put_u16_be(CTA_ZONE, *z);
+            }
+            b.finish();
+        })?;
+        match r
+            .errors
+            .into_iter()
+            .find(|(_, e)| errno_of(e) != Some(libc::ENOENT))
+        {
+            None => Ok(()),
+            Some((_, e)) => Err(NlError::Io { op: OP, source: e }),
+        }
     }
 
     /// Deletes every expectation in one request.
     pub fn flush_expectations(&mut self) -> Result<(), NlError> {
-        self.flush(ReqKind::EXP_DELETE, 0, "flush expectations")
-    }
-
-    fn flush(&mut self, kind: ReqKind, family: u8, op: &'static str) -> Result<(), NlError> {
-        let kind = ReqKind { name: op, ..kind };
-        let mut r = self.batch_raw(kind, &[family], |&fam, req| {
+        const OP: &str = "flush expectations";
+        let kind = ReqKind {
+            name: OP,
+            ..ReqKind::EXP_DELETE
+        };
+        let r = self.batch_raw(kind, &[0u8], |&fam, req| {
             req.start(fam).finish();
         })?;
+        Self::single(OP, r)
+    }
+
+    /// The outcome of a one-message batch as a plain result.
+    fn single(op: &'static str, mut r: BatchReport) -> Result<(), NlError> {
         match r.errors.pop() {
             None => Ok(()),
             Some((_, e)) => Err(NlError::Io { op, source: e }),
