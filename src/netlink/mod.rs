@@ -17,3 +17,8 @@ pub mod msg;
 pub mod socket;
 
 pub use error::Error;
+pub mod name;
+pub mod protoinfo;
+pub mod tuple;
+#[cfg(test)]
+mod vectors;

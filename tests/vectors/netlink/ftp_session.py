@@ -1,0 +1,10 @@
+import socket, time, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 21)); srv.listen(1)
+cli = socket.create_connection(("127.0.0.1", 21), source_address=("127.0.0.1", 40021))
+conn, _ = srv.accept()
+conn.sendall(b"220 hi\r\n"); cli.recv(100)
+cli.sendall(b"USER a\r\n"); conn.recv(100); conn.sendall(b"331 ok\r\n"); cli.recv(100)
+cli.sendall(b"PORT 127,0,0,1,200,10\r\n"); conn.recv(100)
+conn.sendall(b"200 ok\r\n"); cli.recv(100)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 1)
