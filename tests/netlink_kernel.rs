@@ -8,137 +8,67 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use conntrackd::netlink::attr::nlas;
 use conntrackd::netlink::consts::*;
+use conntrackd::netlink::ct::{Conntrack, NatRange};
 use conntrackd::netlink::events::{EventGroups, EventKind, EventOptions, EventSocket};
+use conntrackd::netlink::exp::Expectation;
 use conntrackd::netlink::filter::{KernelFilter, Policy};
-use conntrackd::netlink::msg::MsgBuilder;
-use conntrackd::netlink::socket::{CT_GET, CtHandle, Req, ReqKind, errno_of};
+use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
+use conntrackd::netlink::socket::{CT_GET, CtHandle, DumpFilter, errno_of};
+use conntrackd::netlink::tuple::{L4, Tuple};
 
 use crate::util::ct::field;
-use crate::util::{NetNs, Sysctl, ct_count, ct_insert, ct_list, enable_conntrack};
+use crate::util::ftp::make_expectation;
+use crate::util::{
+    NetNs, Sysctl, Veth, ct_count, ct_insert, ct_list, enable_conntrack, enable_conntrack_with_ftp,
+    exp_list,
+};
 
-/// A flow as the tests describe it; emitted with the codec's builder.
-#[derive(Debug, Clone, Copy)]
-struct Flow {
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    sport: u16,
-    dport: u16,
-    state: u8,
-    mark: u32,
-    zone: u16,
-    timeout: u32,
+/// An established TCP conntrack with mirrored reply tuple, ASSURED, 600 s.
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16) -> Conntrack {
+    let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut orig = Tuple::new(s, d, IPPROTO_TCP);
+    orig.l4 = L4::Ports { sport, dport };
+    let mut reply = Tuple::new(d, s, IPPROTO_TCP);
+    reply.l4 = L4::Ports {
+        sport: dport,
+        dport: sport,
+    };
+    let mut ct = Conntrack::new(orig.family(), orig);
+    ct.reply = Some(reply);
+    ct.status = Some(IPS_ASSURED | IPS_SEEN_REPLY);
+    ct.timeout = Some(600);
+    ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+        state: Some(TCP_CONNTRACK_ESTABLISHED),
+        ..TcpInfo::default()
+    }));
+    ct
 }
 
-impl Flow {
-    fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Self {
-        Self {
-            src: IpAddr::from(src),
-            dst: IpAddr::from(dst),
-            proto: IPPROTO_TCP,
-            sport,
-            dport,
-            state: TCP_CONNTRACK_ESTABLISHED,
-            mark: 0,
-            zone: 0,
-            timeout: 600,
-        }
-    }
+fn with_state(mut ct: Conntrack, state: u8) -> Conntrack {
+    ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+        state: Some(state),
+        ..TcpInfo::default()
+    }));
+    ct
+}
 
-    fn family(&self) -> u8 {
-        if self.src.is_ipv4() {
-            AF_INET
-        } else {
-            AF_INET6
-        }
-    }
+fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Conntrack {
+    let mut ct = tcp(src, dst, sport, dport);
+    ct.orig.l4proto = IPPROTO_UDP;
+    ct.reply.as_mut().unwrap().l4proto = IPPROTO_UDP;
+    ct.protoinfo = None;
+    ct
+}
 
-    fn tuple(b: &mut MsgBuilder<'_>, ty: u16, src: IpAddr, dst: IpAddr, p: u8, sp: u16, dp: u16) {
-        let t = b.nest_start(ty);
-        let ip = b.nest_start(CTA_TUPLE_IP);
-        let (s, d) = if src.is_ipv4() {
-            (CTA_IP_V4_SRC, CTA_IP_V4_DST)
-        } else {
-            (CTA_IP_V6_SRC, CTA_IP_V6_DST)
-        };
-        b.put_ip(s, src);
-        b.put_ip(d, dst);
-        b.nest_end(ip);
-        let pr = b.nest_start(CTA_TUPLE_PROTO);
-        b.put_u8(CTA_PROTO_NUM, p);
-        b.put_u16_be(CTA_PROTO_SRC_PORT, sp);
-        b.put_u16_be(CTA_PROTO_DST_PORT, dp);
-        b.nest_end(pr);
-        b.nest_end(t);
-    }
-
-    /// CTA_TUPLE_ORIG (+ CTA_ZONE): what a delete needs.
-    fn emit_key(&self, req: Req<'_>) {
-        let mut b = req.start(self.family());
-        let (s, d, p, sp, dp) = (self.src, self.dst, self.proto, self.sport, self.dport);
-        Self::tuple(&mut b, CTA_TUPLE_ORIG, s, d, p, sp, dp);
-        if self.zone != 0 {
-            b.put_u16_be(CTA_ZONE, self.zone);
-        }
-        b.finish();
-    }
-
-    /// A full create: both tuples, status, timeout, mark, zone, TCP state.
-    fn emit_full(&self, req: Req<'_>) {
-        let mut b = req.start(self.family());
-        let (s, d, p, sp, dp) = (self.src, self.dst, self.proto, self.sport, self.dport);
-        Self::tuple(&mut b, CTA_TUPLE_ORIG, s, d, p, sp, dp);
-        Self::tuple(&mut b, CTA_TUPLE_REPLY, d, s, p, dp, sp);
-        // The kernel sets CONFIRMED before applying CTA_STATUS and rejects clearing it (EBUSY).
-        b.put_u32_be(CTA_STATUS, IPS_ASSURED | IPS_SEEN_REPLY | IPS_CONFIRMED);
-        b.put_u32_be(CTA_TIMEOUT, self.timeout);
-        b.put_u32_be(CTA_MARK, self.mark);
-        if self.zone != 0 {
-            b.put_u16_be(CTA_ZONE, self.zone);
-        }
-        if self.proto == IPPROTO_TCP {
-            let pi = b.nest_start(CTA_PROTOINFO);
-            let tcp = b.nest_start(CTA_PROTOINFO_TCP);
-            b.put_u8(CTA_PROTOINFO_TCP_STATE, self.state);
-            b.nest_end(tcp);
-            b.nest_end(pi);
-        }
-        b.finish();
+fn sport(t: &Tuple) -> u16 {
+    match t.l4 {
+        L4::Ports { sport, .. } => sport,
+        _ => 0,
     }
 }
 
-/// `(proto, src, dst, sport)` of an original tuple.
-type OrigTuple = (u8, IpAddr, IpAddr, u16);
-
-/// The original tuple of a dumped/event message.
-fn orig_of(attrs: &[u8]) -> OrigTuple {
-    let orig = nlas(attrs)
-        .map(Result::unwrap)
-        .find(|a| a.ty == CTA_TUPLE_ORIG)
-        .expect("CTA_TUPLE_ORIG");
-    let (mut proto, mut sport) = (0, 0);
-    let mut addrs = Vec::new();
-    for a in orig.nested().map(Result::unwrap) {
-        for n in a.nested().map(Result::unwrap) {
-            match (a.ty, n.ty) {
-                (CTA_TUPLE_IP, _) if n.value.len() == 4 => {
-                    addrs.push(IpAddr::from(<[u8; 4]>::try_from(n.value).unwrap()))
-                }
-                (CTA_TUPLE_IP, _) => {
-                    addrs.push(IpAddr::from(<[u8; 16]>::try_from(n.value).unwrap()))
-                }
-                (CTA_TUPLE_PROTO, CTA_PROTO_NUM) => proto = n.u8().unwrap(),
-                (CTA_TUPLE_PROTO, CTA_PROTO_SRC_PORT) => sport = n.u16_be().unwrap(),
-                _ => {}
-            }
-        }
-    }
-    (proto, addrs[0], addrs[1], sport)
-}
-
-/// A namespace with conntrack active and events on.
+/// A namespace with conntrack active (events on: the harness sets nf_conntrack_events=1).
 fn ct_ns(tag: &str) -> NetNs {
     let ns = NetNs::new(tag);
     enable_conntrack(&ns);
@@ -163,8 +93,36 @@ const DEFAULT_OPTS: EventOptions = EventOptions {
     reliable: false,
 };
 
-/// Collects `(kind, origin, orig tuple)` of events until `want` arrived or 2 s passed.
-fn collect(ev: &mut EventSocket, want: usize) -> Vec<(EventKind, u32, OrigTuple)> {
+/// One received event: kind, origin port id, decoded attributes (conntrack or expectation).
+#[derive(Debug)]
+enum Got {
+    Ct(EventKind, u32, Box<Conntrack>),
+    Exp(EventKind, u32, Box<Expectation>),
+}
+
+impl Got {
+    fn kind(&self) -> EventKind {
+        match self {
+            Self::Ct(k, ..) | Self::Exp(k, ..) => *k,
+        }
+    }
+
+    fn origin(&self) -> u32 {
+        match self {
+            Self::Ct(_, o, _) | Self::Exp(_, o, _) => *o,
+        }
+    }
+
+    fn sport(&self) -> u16 {
+        match self {
+            Self::Ct(_, _, ct) => sport(&ct.orig),
+            Self::Exp(..) => 0,
+        }
+    }
+}
+
+/// Collects events until `want` arrived or 2 s passed; decodes each through the codec.
+fn collect(ev: &mut EventSocket, want: usize) -> Vec<Got> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -173,67 +131,75 @@ fn collect(ev: &mut EventSocket, want: usize) -> Vec<(EventKind, u32, OrigTuple)
         let batch = ev.recv_batch(&mut buf).unwrap();
         assert!(!batch.overrun, "unexpected overrun");
         for e in batch.iter() {
-            let tuple = if e.kind.is_expectation() {
-                (0, IpAddr::from([0; 4]), IpAddr::from([0; 4]), 0)
+            out.push(if e.kind.is_expectation() {
+                let x = Expectation::parse(e.family(), e.attrs()).unwrap();
+                Got::Exp(e.kind, e.origin(), Box::new(x))
             } else {
-                orig_of(e.attrs())
-            };
-            out.push((e.kind, e.origin(), tuple));
+                let ct = Conntrack::parse(e.family(), e.attrs()).unwrap();
+                Got::Ct(e.kind, e.origin(), Box::new(ct))
+            });
         }
     }
     out
 }
 
-fn dump_sports(h: &mut CtHandle, family: u8) -> Vec<u16> {
+fn dump_all(h: &mut CtHandle, filter: DumpFilter) -> Vec<Conntrack> {
     let mut v = Vec::new();
-    h.dump_raw(
-        CT_GET,
-        family,
-        "dump",
-        |_| {},
-        |m| v.push(orig_of(&m.payload()[4..]).3),
-    )
-    .unwrap();
-    v.sort_unstable();
+    let st = h.dump_conntracks(&filter, |ct| v.push(*ct)).unwrap();
+    assert_eq!(st.bad, 0);
+    assert_eq!(st.entries, v.len());
+    v.sort_by_key(|ct| sport(&ct.orig));
     v
+}
+
+fn dump_sports(h: &mut CtHandle, filter: DumpFilter) -> Vec<u16> {
+    dump_all(h, filter)
+        .iter()
+        .map(|ct| sport(&ct.orig))
+        .collect()
+}
+
+fn family(family: u8) -> DumpFilter {
+    DumpFilter {
+        family,
+        ..DumpFilter::default()
+    }
 }
 
 #[test]
 fn nl_batch_errors_reported_by_index() {
     let ns = ct_ns("nlbe");
     let mut h = handle(&ns);
-    let flows: Vec<Flow> = (0..10)
-        .map(|i| Flow::tcp4([10, 1, 0, 1], [10, 1, 0, 2], 2000 + i, 80))
+    let cts: Vec<Conntrack> = (0..10)
+        .map(|i| tcp("10.1.0.1", "10.1.0.2", 2000 + i, 80))
         .collect();
-    let r = h
-        .batch_raw(ReqKind::CT_CREATE, &flows, |f, r| f.emit_full(r))
-        .unwrap();
+    let r = h.create(&cts).unwrap();
     assert_eq!((r.ok, r.errors.len()), (10, 0), "{:?}", r.errors);
     assert_eq!(ct_count(&ns), 10);
 
     // Creating 3 of them again (EXCL): exactly those fail, with EEXIST, at their indices.
-    let mut again = flows[..2].to_vec();
-    again.push(Flow::tcp4([10, 1, 0, 1], [10, 1, 0, 2], 3000, 80));
-    again.push(flows[7]);
-    let r = h
-        .batch_raw(ReqKind::CT_CREATE, &again, |f, r| f.emit_full(r))
-        .unwrap();
+    let again = [
+        cts[0],
+        cts[1],
+        tcp("10.1.0.1", "10.1.0.2", 3000, 80),
+        cts[7],
+    ];
+    let r = h.create(&again).unwrap();
     assert_eq!(r.ok, 1);
     let idx: Vec<usize> = r.errors.iter().map(|(i, _)| *i).collect();
     assert_eq!(idx, [0, 1, 3]);
     for (_, e) in &r.errors {
         assert_eq!(errno_of(e), Some(libc::EEXIST), "{e}");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
         assert!(e.to_string().contains("create conntrack: EEXIST"), "{e}");
     }
 
     // Delete a mix of existing and missing entries: the missing ones fail with ENOENT.
-    let mut del: Vec<Flow> = flows.clone();
-    del.insert(3, Flow::tcp4([10, 1, 0, 1], [10, 1, 0, 2], 9999, 80));
-    del.insert(7, Flow::tcp4([10, 1, 0, 9], [10, 1, 0, 2], 2000, 80));
-    del.push(flows[0]); // already deleted earlier in the same batch
-    let r = h
-        .batch_raw(ReqKind::CT_DELETE, &del, |f, r| f.emit_key(r))
-        .unwrap();
+    let mut del = cts.clone();
+    del.insert(3, tcp("10.1.0.1", "10.1.0.2", 9999, 80));
+    del.insert(7, tcp("10.1.0.9", "10.1.0.2", 2000, 80));
+    del.push(cts[0]); // already deleted earlier in the same batch
+    let r = h.delete(&del).unwrap();
     let idx: Vec<usize> = r.errors.iter().map(|(i, _)| *i).collect();
     assert_eq!(idx, [3, 7, 12]);
     assert!(
@@ -245,80 +211,222 @@ fn nl_batch_errors_reported_by_index() {
     assert_eq!(ct_count(&ns), 1); // the sport 3000 entry
 
     // Update of a missing entry: ENOENT; of an existing one: ok.
-    let upd = [
-        Flow::tcp4([10, 1, 0, 1], [10, 1, 0, 2], 3000, 80),
-        Flow::tcp4([10, 1, 0, 1], [10, 1, 0, 2], 3001, 80),
+    let mut upd = [
+        tcp("10.1.0.1", "10.1.0.2", 3000, 80),
+        tcp("10.1.0.1", "10.1.0.2", 3001, 80),
     ];
-    let r = h
-        .batch_raw(ReqKind::CT_UPDATE, &upd, |f, r| {
-            let mut f = *f;
-            f.mark = 77;
-            f.emit_full(r)
-        })
-        .unwrap();
+    for ct in &mut upd {
+        ct.mark = Some(77);
+    }
+    let r = h.update(&upd).unwrap();
     assert_eq!(r.ok, 1);
     assert_eq!(r.errors.len(), 1);
     assert_eq!(r.errors[0].0, 1);
     assert!(ct_list(&ns)[0].contains("mark=77"), "{:?}", ct_list(&ns));
+    // A batch split over several datagrams keeps the indices right.
+    h.set_batch_bytes(512);
+    let mut many: Vec<Conntrack> = (0..40)
+        .map(|i| tcp("10.1.1.1", "10.1.1.2", 100 + i, 80))
+        .collect();
+    many[33] = tcp("10.1.0.1", "10.1.0.2", 3000, 80); // exists
+    let r = h.create(&many).unwrap();
+    assert_eq!(r.ok, 39);
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].0, 33);
 }
 
 #[test]
 fn nl_flush_by_family() {
     let ns = ct_ns("nlfl");
     let mut h = handle(&ns);
-    let mut flows: Vec<Flow> = (0..50)
-        .map(|i| Flow::tcp4([10, 2, 0, 1], [10, 2, 0, 2], 1000 + i, 443))
+    let mut cts: Vec<Conntrack> = (0..50)
+        .map(|i| tcp("10.2.0.1", "10.2.0.2", 1000 + i, 443))
         .collect();
-    for i in 0..20 {
-        let mut f = Flow::tcp4([0; 4], [0; 4], 5000 + i, 443);
-        f.src = "fd00:2::1".parse().unwrap();
-        f.dst = "fd00:2::2".parse().unwrap();
-        flows.push(f);
-    }
-    let r = h
-        .batch_raw(ReqKind::CT_CREATE, &flows, |f, r| f.emit_full(r))
-        .unwrap();
+    cts.extend((0..20).map(|i| tcp("fd00:2::1", "fd00:2::2", 5000 + i, 443)));
+    let r = h.create(&cts).unwrap();
     assert!(r.all_ok(), "{:?}", r.errors);
     assert_eq!(ct_count(&ns), 70);
     h.flush_conntracks(AF_INET6).unwrap();
-    assert_eq!(dump_sports(&mut h, AF_UNSPEC).len(), 50);
-    assert_eq!(dump_sports(&mut h, AF_INET6).len(), 0);
+    assert_eq!(dump_sports(&mut h, family(AF_UNSPEC)).len(), 50);
+    assert_eq!(dump_sports(&mut h, family(AF_INET6)).len(), 0);
     h.flush_conntracks(AF_UNSPEC).unwrap();
     assert_eq!(ct_count(&ns), 0);
     // Flushing an empty table is not an error.
     h.flush_conntracks(AF_UNSPEC).unwrap();
+    h.flush_conntracks(AF_INET).unwrap();
     h.flush_expectations().unwrap();
 }
 
 #[test]
-fn nl_dump_reads_cli_entries_and_filters_in_kernel() {
+fn nl_dump_reads_cli_entries_and_filters() {
     let ns = ct_ns("nldf");
     let mut h = handle(&ns);
-    for (sport, mark) in [(1111, "0"), (2222, "5"), (3333, "5"), (4444, "6")] {
+    for (sport, mark, zone) in [
+        (1111, "0", "0"),
+        (2222, "5", "0"),
+        (3333, "5", "9"),
+        (4444, "6", "0"),
+    ] {
         let sport = sport.to_string();
         // No `-u ASSURED` here: conntrack 1.4.7 then stores the status value as the mark.
         let args = "-p tcp -s 10.3.0.1 -d 10.3.0.2 --dport 22 --state ESTABLISHED -t 120";
         let mut argv: Vec<&str> = args.split(' ').collect();
-        argv.extend(["--sport", &sport, "-m", mark]);
+        argv.extend(["--sport", &sport, "-m", mark, "-w", zone]);
         ct_insert(&ns, &argv);
     }
-    assert_eq!(dump_sports(&mut h, AF_UNSPEC), [1111, 2222, 3333, 4444]);
-    assert_eq!(dump_sports(&mut h, AF_INET6), Vec::<u16>::new());
-    // Kernel-side mark filter: CTA_MARK + CTA_MARK_MASK in the dump request.
-    let mut v = Vec::new();
-    h.dump_raw(
-        CT_GET,
-        AF_UNSPEC,
-        "dump by mark",
-        |b| {
-            b.put_u32_be(CTA_MARK, 5);
-            b.put_u32_be(CTA_MARK_MASK, 0xff);
-        },
-        |m| v.push(orig_of(&m.payload()[4..]).3),
-    )
-    .unwrap();
-    v.sort_unstable();
-    assert_eq!(v, [2222, 3333], "{:?}", ct_list(&ns));
+    ct_insert(
+        &ns,
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "fd00:3::1",
+            "-d",
+            "fd00:3::2",
+            "--sport",
+            "5555",
+            "--dport",
+            "53",
+            "-t",
+            "30",
+        ],
+    );
+    let all = dump_all(&mut h, family(AF_UNSPEC));
+    assert_eq!(
+        all.iter().map(|c| sport(&c.orig)).collect::<Vec<_>>(),
+        [1111, 2222, 3333, 4444, 5555]
+    );
+    // Every attribute the CLI set comes back.
+    let c = &all[2];
+    assert_eq!(c.family, AF_INET);
+    assert_eq!(c.orig.src, "10.3.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(c.orig.dst, "10.3.0.2".parse::<IpAddr>().unwrap());
+    assert_eq!(c.orig.l4proto, IPPROTO_TCP);
+    assert_eq!(
+        c.orig.l4,
+        L4::Ports {
+            sport: 3333,
+            dport: 22
+        }
+    );
+    let r = c.reply.unwrap();
+    assert_eq!((r.src, r.dst), (c.orig.dst, c.orig.src));
+    assert_eq!(c.mark, Some(5));
+    assert_eq!(c.zone, Some(9));
+    assert!((110..=120).contains(&c.timeout.unwrap()), "{c:?}");
+    match c.protoinfo {
+        Some(ProtoInfo::Tcp(t)) => assert_eq!(t.state, Some(TCP_CONNTRACK_ESTABLISHED)),
+        other => panic!("protoinfo {other:?}"),
+    }
+    assert_ne!(c.status.unwrap() & IPS_CONFIRMED, 0);
+    let u = &all[4];
+    assert_eq!((u.family, u.orig.l4proto), (AF_INET6, IPPROTO_UDP));
+    assert_eq!(u.orig.src, "fd00:3::1".parse::<IpAddr>().unwrap());
+
+    assert_eq!(dump_sports(&mut h, family(AF_INET6)), [5555]);
+    assert_eq!(
+        dump_sports(&mut h, family(AF_INET)),
+        [1111, 2222, 3333, 4444]
+    );
+    // Kernel-side mark filter (CTA_MARK + CTA_MARK_MASK), zone filter (CTA_ZONE).
+    let by_mark = DumpFilter {
+        mark: Some((5, 0xff)),
+        ..DumpFilter::default()
+    };
+    assert_eq!(
+        dump_sports(&mut h, by_mark),
+        [2222, 3333],
+        "{:?}",
+        ct_list(&ns)
+    );
+    let by_zone = |zone| DumpFilter {
+        zone: Some(zone),
+        ..DumpFilter::default()
+    };
+    assert_eq!(dump_sports(&mut h, by_zone(9)), [3333]);
+    assert_eq!(dump_sports(&mut h, by_zone(0)), [1111, 2222, 4444, 5555]);
+
+    // GET by tuple and zone.
+    let got = h.get_conntrack(&all[2]).unwrap().expect("entry exists");
+    assert_eq!(got.orig, all[2].orig);
+    let mut wrong_zone = all[2];
+    wrong_zone.zone = None;
+    assert_eq!(h.get_conntrack(&wrong_zone).unwrap(), None);
+}
+
+#[test]
+fn nl_created_entry_matches_cli_listing() {
+    let ns = ct_ns("nlcl");
+    // The nat hooks must exist for the kernel NAT core to take our NAT request.
+    ns.nft(
+        "table ip ctd_nat {\n chain post { type nat hook postrouting priority srcnat; }\n \
+         chain pre { type nat hook prerouting priority dstnat; }\n}\n",
+    );
+    let mut h = handle(&ns);
+    let mut a = tcp("10.8.0.1", "10.8.0.2", 40000, 443);
+    a.mark = Some(0x1234);
+    a.zone = Some(7);
+    a.timeout = Some(3600);
+    let mut nat = tcp("10.8.0.1", "198.51.100.9", 40001, 443);
+    nat.status = Some(IPS_ASSURED | IPS_SEEN_REPLY | IPS_SRC_NAT | IPS_SRC_NAT_DONE);
+    nat.nat_src = Some(NatRange {
+        min_ip: Some("203.0.113.5".parse().unwrap()),
+        max_ip: Some("203.0.113.5".parse().unwrap()),
+        min_port: Some(50000),
+        max_port: Some(50000),
+    });
+    let r = h.create(&[a, nat]).unwrap();
+    assert!(r.all_ok(), "{:?}", r.errors);
+    let l = ct_list(&ns);
+    assert_eq!(l.len(), 2, "{l:?}");
+    let line = l.iter().find(|l| l.contains("sport=40000")).unwrap();
+    assert!(line.starts_with("ipv4     2 tcp      6 "), "{line}");
+    assert!(line.contains(" ESTABLISHED "), "{line}");
+    assert_eq!(field(line, "src"), Some("10.8.0.1"));
+    assert_eq!(field(line, "dst"), Some("10.8.0.2"));
+    assert_eq!(field(line, "sport"), Some("40000"));
+    assert_eq!(field(line, "dport"), Some("443"));
+    assert_eq!(field(line, "mark"), Some("4660"));
+    assert_eq!(field(line, "zone"), Some("7"));
+    assert!(line.contains("[ASSURED]"), "{line}");
+    let timeout: u32 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&timeout), "{line}");
+    // SNAT: the kernel NAT core rewrote the reply tuple to the NAT address and port.
+    let line = l.iter().find(|l| l.contains("sport=40001")).unwrap();
+    assert!(
+        line.contains("src=198.51.100.9 dst=203.0.113.5 sport=443 dport=50000"),
+        "{line}"
+    );
+    // And our dump sees the same.
+    let ours = dump_all(&mut h, DumpFilter::default());
+    let n = ours.iter().find(|c| sport(&c.orig) == 40001).unwrap();
+    assert_eq!(
+        n.reply.unwrap().dst,
+        "203.0.113.5".parse::<IpAddr>().unwrap()
+    );
+    assert_ne!(n.status.unwrap() & IPS_SRC_NAT, 0);
+    let z = ours.iter().find(|c| sport(&c.orig) == 40000).unwrap();
+    assert_eq!((z.mark, z.zone), (Some(0x1234), Some(7)));
+}
+
+#[test]
+fn nl_labels_roundtrip() {
+    let ns = ct_ns("nllb");
+    // The kernel only accepts CTA_LABELS once something in the namespace uses labels.
+    ns.nft(
+        "table inet ctd_lbl {\n chain out { type filter hook output priority 0; \
+         ct label 127 accept; }\n}\n",
+    );
+    let mut h = handle(&ns);
+    let mut ct = tcp("10.9.0.1", "10.9.0.2", 7000, 80);
+    let mut labels = [0u8; 16];
+    labels[0] = 0b101; // labels 0 and 2 (host-order words; little-endian here)
+    ct.labels = Some(labels);
+    let r = h.create(&[ct]).unwrap();
+    assert!(r.all_ok(), "{:?}", r.errors);
+    let got = dump_all(&mut h, DumpFilter::default());
+    // The kernel's own copy (the CLI prints labels only by name from connlabel.conf).
+    assert_eq!(got[0].labels, Some(labels));
 }
 
 #[test]
@@ -326,12 +434,8 @@ fn nl_events_for_our_and_cli_changes() {
     let ns = ct_ns("nlev");
     let mut ev = events(&ns, DEFAULT_OPTS);
     let mut h = handle(&ns);
-    let ours = Flow::tcp4([10, 4, 0, 1], [10, 4, 0, 2], 4000, 80);
-    assert!(
-        h.batch_raw(ReqKind::CT_CREATE, &[ours], |f, r| f.emit_full(r))
-            .unwrap()
-            .all_ok()
-    );
+    let ours = tcp("10.4.0.1", "10.4.0.2", 4000, 80);
+    assert!(h.create(&[ours]).unwrap().all_ok());
     ct_insert(
         &ns,
         &[
@@ -353,31 +457,33 @@ fn nl_events_for_our_and_cli_changes() {
     );
     let got = collect(&mut ev, 2);
     assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!(got[0].0, EventKind::CtNew);
+    assert_eq!(got[0].kind(), EventKind::CtNew);
     assert_eq!(
-        got[0].1,
+        got[0].origin(),
         h.port_id(),
-        "our create is stamped with our port id"
+        "our create carries our port id"
     );
-    assert_eq!(got[0].2.3, 4000);
-    assert_eq!(got[1].0, EventKind::CtNew);
-    assert_ne!(got[1].1, h.port_id());
-    assert_eq!(got[1].2.3, 4001);
+    assert_eq!(got[0].sport(), 4000);
+    assert_eq!(got[1].kind(), EventKind::CtNew);
+    assert_ne!(got[1].origin(), h.port_id());
+    assert_eq!(got[1].sport(), 4001);
+    if let Got::Ct(_, _, ct) = &got[0] {
+        assert_eq!(ct.timeout.map(|t| t > 590), Some(true), "{ct:?}");
+        assert_ne!(ct.status.unwrap() & IPS_ASSURED, 0);
+    }
 
     // Update (ours, then the CLI's), then delete.
     let mut upd = ours;
-    upd.mark = 9;
-    h.batch_raw(ReqKind::CT_UPDATE, &[upd], |f, r| f.emit_full(r))
-        .unwrap();
+    upd.mark = Some(9);
+    assert!(h.update(&[upd]).unwrap().all_ok());
     // conntrack 1.4.7 -U/-D need an address here: with only -p/--sport this kernel answers
     // EOPNOTSUPP to the CLI's filtered dump.
     let cli = ["-s", "10.4.0.1", "-p", "tcp", "--sport", "4001"];
     ns.expect_ok(&[&["conntrack", "-U"][..], &cli, &["-m", "3"]].concat());
-    h.batch_raw(ReqKind::CT_DELETE, &[ours], |f, r| f.emit_key(r))
-        .unwrap();
+    assert!(h.delete(&[ours]).unwrap().all_ok());
     ns.expect_ok(&[&["conntrack", "-D"][..], &cli].concat());
     let got = collect(&mut ev, 4);
-    let kinds: Vec<(EventKind, u16)> = got.iter().map(|e| (e.0, e.2.3)).collect();
+    let kinds: Vec<(EventKind, u16)> = got.iter().map(|e| (e.kind(), e.sport())).collect();
     assert_eq!(
         kinds,
         [
@@ -387,8 +493,11 @@ fn nl_events_for_our_and_cli_changes() {
             (EventKind::CtDestroy, 4001),
         ]
     );
-    assert_eq!(got[0].1, h.port_id());
-    assert_eq!(got[2].1, h.port_id());
+    assert_eq!(got[0].origin(), h.port_id());
+    assert_eq!(got[2].origin(), h.port_id());
+    if let Got::Ct(_, _, ct) = &got[0] {
+        assert_eq!(ct.mark, Some(9));
+    }
     let st = ev.stats();
     assert_eq!((st.events, st.overruns), (6, 0));
     assert!(st.bytes > 0);
@@ -409,13 +518,11 @@ fn nl_events_overrun_grows_buffer_up_to_max() {
     let mut sizes = Vec::new();
     for round in 0..4u16 {
         // A burst far larger than the buffer, while nobody reads.
-        let flows: Vec<Flow> = (0..500)
-            .map(|i| Flow::tcp4([10, 5, round as u8, 1], [10, 5, 0, 2], 1000 + i, 80))
+        let src = format!("10.5.{round}.1");
+        let cts: Vec<Conntrack> = (0..500)
+            .map(|i| tcp(&src, "10.5.0.2", 1000 + i, 80))
             .collect();
-        let r = h
-            .batch_raw(ReqKind::CT_CREATE, &flows, |f, r| f.emit_full(r))
-            .unwrap();
-        assert!(r.all_ok());
+        assert!(h.create(&cts).unwrap().all_ok());
         let mut overrun = false;
         while ev.wait(Some(Duration::from_millis(20))).unwrap() {
             let b = ev.recv_batch(&mut buf).unwrap();
@@ -440,11 +547,10 @@ fn nl_events_overrun_grows_buffer_up_to_max() {
         },
     );
     h.flush_conntracks(AF_UNSPEC).unwrap();
-    let flows: Vec<Flow> = (0..500)
-        .map(|i| Flow::tcp4([10, 5, 9, 1], [10, 5, 0, 2], 1000 + i, 80))
+    let cts: Vec<Conntrack> = (0..500)
+        .map(|i| tcp("10.5.9.1", "10.5.0.2", 1000 + i, 80))
         .collect();
-    h.batch_raw(ReqKind::CT_CREATE, &flows, |f, r| f.emit_full(r))
-        .unwrap();
+    assert!(h.create(&cts).unwrap().all_ok());
     while rel.wait(Some(Duration::from_millis(20))).unwrap() {
         let b = rel.recv_batch(&mut buf).unwrap();
         assert!(!b.overrun);
@@ -467,35 +573,20 @@ fn nl_kernel_filter_drops_ignored_events() {
     })
     .unwrap();
     let mut h = handle(&ns);
-    let pass = Flow::tcp4([10, 6, 0, 1], [10, 6, 0, 2], 1, 80);
-    let mut udp = Flow::tcp4([10, 6, 0, 1], [10, 6, 0, 2], 2, 53);
-    udp.proto = IPPROTO_UDP;
-    let src_ignored = Flow::tcp4([10, 66, 1, 1], [10, 6, 0, 2], 3, 80);
-    let dst_ignored = Flow::tcp4([10, 6, 0, 1], [10, 66, 2, 2], 4, 80);
-    let mut syn_sent = Flow::tcp4([10, 6, 0, 1], [10, 6, 0, 2], 5, 80);
-    syn_sent.state = TCP_CONNTRACK_SYN_SENT;
-    let mut v6_pass = Flow::tcp4([0; 4], [0; 4], 6, 80);
-    v6_pass.src = "fd00:6::1".parse().unwrap();
-    v6_pass.dst = "fd00:6::2".parse().unwrap();
-    let mut v6_ignored = v6_pass;
-    v6_ignored.sport = 7;
-    v6_ignored.dst = "fd00:66:1::2".parse().unwrap();
     let all = [
-        pass,
-        udp,
-        src_ignored,
-        dst_ignored,
-        syn_sent,
-        v6_pass,
-        v6_ignored,
+        tcp("10.6.0.1", "10.6.0.2", 1, 80),  // passes
+        udp("10.6.0.1", "10.6.0.2", 2, 53),  // protocol ignored
+        tcp("10.66.1.1", "10.6.0.2", 3, 80), // source ignored
+        tcp("10.6.0.1", "10.66.2.2", 4, 80), // destination ignored
+        with_state(tcp("10.6.0.1", "10.6.0.2", 5, 80), TCP_CONNTRACK_SYN_SENT), // state
+        tcp("fd00:6::1", "fd00:6::2", 6, 80), // passes
+        tcp("fd00:6::1", "fd00:66:1::2", 7, 80), // IPv6 dst ignored
     ];
-    let r = h
-        .batch_raw(ReqKind::CT_CREATE, &all, |f, r| f.emit_full(r))
-        .unwrap();
+    let r = h.create(&all).unwrap();
     assert!(r.all_ok(), "{:?}", r.errors);
     assert_eq!(ct_count(&ns), 7);
     let got = collect(&mut ev, 3);
-    let sports: HashSet<u16> = got.iter().map(|e| e.2.3).collect();
+    let sports: HashSet<u16> = got.iter().map(Got::sport).collect();
     assert_eq!(sports, HashSet::from([1, 6]), "{got:?}");
 
     // An Accept filter on the other hand lets only the listed network through.
@@ -504,12 +595,15 @@ fn nl_kernel_filter_drops_ignored_events() {
         ..KernelFilter::default()
     })
     .unwrap();
-    h.batch_raw(ReqKind::CT_DELETE, &all, |f, r| f.emit_key(r))
-        .unwrap();
+    assert!(h.delete(&all).unwrap().all_ok());
     let got = collect(&mut ev, 7);
-    let sports: HashSet<u16> = got.iter().map(|e| e.2.3).collect();
+    let sports: HashSet<u16> = got.iter().map(Got::sport).collect();
     // IPv4: both original addresses in 10.66/16 — none of our flows; IPv6 skips IPv4 stages.
     assert_eq!(sports, HashSet::from([6, 7]), "{got:?}");
+    // Detaching restores everything.
+    ev.set_filter(&KernelFilter::default()).unwrap();
+    assert!(h.create(&all[..2]).unwrap().all_ok());
+    assert_eq!(collect(&mut ev, 2).len(), 2);
 }
 
 #[test]
@@ -518,64 +612,122 @@ fn nl_dump_100k_entries() {
     let _max = Sysctl::set("net.netfilter.nf_conntrack_max", "400000");
     let ns = ct_ns("nl100k");
     let mut h = handle(&ns);
-    let flows: Vec<Flow> = (0..N)
+    let cts: Vec<Conntrack> = (0..N)
         .map(|i| {
-            let i = i as u32;
-            Flow::tcp4(
-                [10, 7, (i >> 16) as u8, 1],
-                [10, 7, 0, 2],
-                (i & 0xffff) as u16,
-                80,
-            )
+            let src = format!("10.7.{}.1", i >> 16);
+            tcp(&src, "10.7.0.2", (i & 0xffff) as u16, 80)
         })
         .collect();
     let t = Instant::now();
-    let r = h
-        .batch_raw(ReqKind::CT_CREATE, &flows, |f, r| f.emit_full(r))
-        .unwrap();
+    let r = h.create(&cts).unwrap();
     let create = t.elapsed();
     assert_eq!((r.ok, r.errors.len()), (N, 0));
     let t = Instant::now();
     let mut n = 0usize;
-    let seen = h
-        .dump_raw(CT_GET, AF_UNSPEC, "dump", |_| {}, |_| n += 1)
+    let st = h
+        .dump_conntracks(&DumpFilter::default(), |_| n += 1)
         .unwrap();
     let dump = t.elapsed();
-    assert_eq!((n, seen), (N, N));
+    assert_eq!((n, st.entries, st.bad), (N, N, 0));
+    let t = Instant::now();
+    let raw = h
+        .dump_raw(CT_GET, AF_UNSPEC, "dump", |_| {}, |_| {})
+        .unwrap();
+    let dump_raw = t.elapsed();
+    assert_eq!(raw, N);
     println!(
-        "100k: create {:.0} entries/s ({create:?}), dump {:.0} entries/s ({dump:?})",
+        "100k: create {:.0} entries/s ({create:?}), dump+decode {:.0} entries/s ({dump:?}), \
+         raw dump {:.0} entries/s",
         N as f64 / create.as_secs_f64(),
-        N as f64 / dump.as_secs_f64()
+        N as f64 / dump.as_secs_f64(),
+        N as f64 / dump_raw.as_secs_f64(),
     );
+    let t = Instant::now();
     h.flush_conntracks(AF_UNSPEC).unwrap();
+    println!("100k: flush {:?}", t.elapsed());
     assert_eq!(ct_count(&ns), 0);
 }
 
 #[test]
-fn nl_created_entry_matches_cli_listing() {
-    let ns = ct_ns("nlcl");
-    let mut h = handle(&ns);
-    let mut f = Flow::tcp4([10, 8, 0, 1], [10, 8, 0, 2], 40000, 443);
-    f.mark = 0x1234;
-    f.zone = 7;
-    f.timeout = 3600;
-    assert!(
-        h.batch_raw(ReqKind::CT_CREATE, &[f], |f, r| f.emit_full(r))
-            .unwrap()
-            .all_ok()
+fn nl_expectations_dump_events_create_delete() {
+    let client = NetNs::new("nlxc");
+    let server = NetNs::new("nlxs");
+    Veth::connect(
+        &client,
+        "vxC",
+        "10.231.7.1/24",
+        &server,
+        "vxS",
+        "10.231.7.2/24",
     );
-    let l = ct_list(&ns);
-    assert_eq!(l.len(), 1, "{l:?}");
-    let line = &l[0];
-    assert!(line.starts_with("ipv4     2 tcp      6 "), "{line}");
-    assert!(line.contains(" ESTABLISHED "), "{line}");
-    assert_eq!(field(line, "src"), Some("10.8.0.1"));
-    assert_eq!(field(line, "dst"), Some("10.8.0.2"));
-    assert_eq!(field(line, "sport"), Some("40000"));
-    assert_eq!(field(line, "dport"), Some("443"));
-    assert_eq!(field(line, "mark"), Some("4660"));
-    assert_eq!(field(line, "zone"), Some("7"));
-    assert!(line.contains("[ASSURED]"), "{line}");
-    let timeout: u32 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
-    assert!((3590..=3600).contains(&timeout), "{line}");
+    enable_conntrack(&client);
+    enable_conntrack_with_ftp(&server);
+    let mut ev = events(&server, DEFAULT_OPTS);
+    let mut h = handle(&server);
+    let session = make_expectation(&client, &server, "10.231.7.2".parse().unwrap(), 50010);
+    let line = session.expect_expectation(&server);
+
+    // Dump: exactly the kernel's expectation, with its master and helper.
+    let mut exps = Vec::new();
+    let st = h.dump_expectations(AF_UNSPEC, |e| exps.push(*e)).unwrap();
+    assert_eq!((st.entries, st.bad), (1, 0), "{line}");
+    let e = exps[0];
+    assert_eq!(e.family, AF_INET);
+    assert_eq!(e.tuple.dst, "10.231.7.2".parse::<IpAddr>().unwrap());
+    assert!(
+        matches!(e.tuple.l4, L4::Ports { dport: 50010, .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.master.l4,
+        L4::Ports {
+            sport: session.client_addr().port(),
+            dport: 21
+        }
+    );
+    assert_eq!(
+        e.helper
+            .and_then(|h| h.as_str().map(str::to_owned))
+            .as_deref(),
+        Some("ftp")
+    );
+
+    // Events: the master's NEW (and updates), then EXP_NEW.
+    let got = collect(&mut ev, 8);
+    let exp_new: Vec<&Got> = got
+        .iter()
+        .filter(|g| g.kind() == EventKind::ExpNew)
+        .collect();
+    assert_eq!(exp_new.len(), 1, "{got:?}");
+    if let Got::Exp(_, origin, x) = exp_new[0] {
+        assert_eq!(*origin, 0, "packet-path event");
+        assert_eq!(x.tuple, e.tuple);
+    }
+
+    // Delete it through ctnetlink, then create it again from the dumped data.
+    let r = h.delete_expectations(&[e]).unwrap();
+    assert!(r.all_ok(), "{:?}", r.errors);
+    assert!(session.expectation(&server).is_none());
+    let got = collect(&mut ev, 1);
+    assert_eq!(
+        got.first().map(Got::kind),
+        Some(EventKind::ExpDestroy),
+        "{got:?}"
+    );
+    let mut again = e.writable();
+    again.timeout = Some(120);
+    let r = h.create_expectations(&[again]).unwrap();
+    assert!(r.all_ok(), "{:?}", r.errors);
+    let line = session.expect_expectation(&server);
+    assert!(line.contains("helper=ftp"), "{line}");
+    // Creating it twice: EEXIST at index 0.
+    let r = h.create_expectations(&[again]).unwrap();
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert_eq!(errno_of(&r.errors[0].1), Some(libc::EEXIST));
+    // A missing one: ENOENT.
+    h.flush_expectations().unwrap();
+    assert!(exp_list(&server).is_empty());
+    let r = h.delete_expectations(&[again]).unwrap();
+    assert_eq!(errno_of(&r.errors[0].1), Some(libc::ENOENT));
+    drop(session);
 }
