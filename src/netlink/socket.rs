@@ -31,7 +31,7 @@ use super::consts::{
 use super::ct::Conntrack;
 use super::exp::Expectation;
 use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages};
-use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket};
+use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket, RECV_MANY_MAX, RecvMeta};
 
 /// Default upper bound of one batch datagram.
 pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
@@ -40,6 +40,10 @@ pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
 const REQUEST_RCVBUF: usize = 8 << 20;
 /// Receive buffer: the kernel sizes dump datagrams after our buffer, up to ~32 KiB.
 const RX_BUF: usize = 128 * 1024;
+/// Slot per ACK datagram in [`CtHandle::collect_acks`]: an ACK is 36 bytes with
+/// NETLINK_CAP_ACK; an error for a request without CAP_ACK would echo the request, so leave
+/// room for a typical one.
+const ACK_SLOT: usize = 1024;
 /// Upper bound on messages per batch, so that the ACKs always fit the receive buffer.
 const MAX_BATCH_MSGS: usize = 2048;
 
@@ -478,46 +482,60 @@ impl CtHandle {
         answered.resize(n, false);
         let mut left = n;
         let mut overrun = false;
+        let mut meta = [RecvMeta::default(); RECV_MANY_MAX];
         while left > 0 {
-            // After an overrun, drain what the kernel did queue, then give up on the rest.
-            if overrun
-                && !self
-                    .sock
-                    .poll_readable(Some(Duration::ZERO))
-                    .map_err(io_err(op))?
-            {
-                break;
+            // Block (with the timeout) for the first ACK; after an overrun only drain what
+            // the kernel did queue, then give up on the rest.
+            let wait = if overrun {
+                Duration::ZERO
+            } else {
+                self.timeout
+            };
+            if !self.sock.poll_readable(Some(wait)).map_err(io_err(op))? {
+                if overrun {
+                    break;
+                }
+                return Err(NlError::Timeout { op });
             }
-            let len = match self.recv(op) {
-                Ok(len) => len,
-                Err(e) if e.errno() == Some(libc::ENOBUFS) => {
+            // ACKs are one small datagram each: take up to 64 per system call.
+            let got = match self.sock.recv_many(&mut self.rx, ACK_SLOT, &mut meta) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     debug!(left, "batch ACKs lost to ENOBUFS");
                     overrun = true;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(source) => return Err(NlError::Io { op, source }),
             };
-            for m in messages(&self.rx[..len]) {
-                let m = m.map_err(|source| NlError::Codec { op, source })?;
-                let Ok(Payload::Error {
-                    errno,
-                    original_seq,
-                }) = m.classify()
-                else {
+            for (k, md) in meta[..got].iter().enumerate() {
+                // A truncated datagram is no ACK of ours (those are 36 bytes): a stale reply.
+                if !md.from_kernel || md.truncated {
                     continue;
-                };
-                let i = original_seq.wrapping_sub(base) as usize;
-                if i >= n || answered[i] {
-                    continue; // a stale answer from an earlier, abandoned request
                 }
-                answered[i] = true;
-                left -= 1;
-                if errno == 0 {
-                    report.ok += 1;
-                } else {
-                    report
-                        .errors
-                        .push((first + i, KernelError { op, errno }.into()));
+                let dgram = &self.rx[k * ACK_SLOT..k * ACK_SLOT + md.len];
+                for m in messages(dgram) {
+                    let m = m.map_err(|source| NlError::Codec { op, source })?;
+                    let Ok(Payload::Error {
+                        errno,
+                        original_seq,
+                    }) = m.classify()
+                    else {
+                        continue;
+                    };
+                    let i = original_seq.wrapping_sub(base) as usize;
+                    if i >= n || answered[i] {
+                        continue; // a stale answer from an earlier, abandoned request
+                    }
+                    answered[i] = true;
+                    left -= 1;
+                    if errno == 0 {
+                        report.ok += 1;
+                    } else {
+                        report
+                            .errors
+                            .push((first + i, KernelError { op, errno }.into()));
+                    }
                 }
             }
         }

@@ -19,6 +19,20 @@ pub const NETLINK_NETFILTER: i32 = libc::NETLINK_NETFILTER;
 /// The kernel caps classic BPF programs at this many instructions (`BPF_MAXINSNS`).
 pub const BPF_MAXINSNS: usize = 4096;
 
+/// Most datagrams one [`NetlinkSocket::recv_many`] call takes.
+pub const RECV_MANY_MAX: usize = 64;
+
+/// What [`NetlinkSocket::recv_many`] says about one datagram.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Bytes stored in the slot.
+    pub len: usize,
+    /// The datagram was larger than the slot; the rest is lost.
+    pub truncated: bool,
+    /// Sent by the kernel (port id 0); anything else should be ignored.
+    pub from_kernel: bool,
+}
+
 /// An owned AF_NETLINK socket. Not `Clone`: the fd has exactly one owner and closes on drop.
 #[derive(Debug)]
 pub struct NetlinkSocket {
@@ -225,6 +239,68 @@ impl NetlinkSocket {
         }
     }
 
+    /// Receives up to `meta.len()` (at most [`RECV_MANY_MAX`]) datagrams in one `recvmmsg`
+    /// without blocking: datagram `i` lands in `buf[i * slot..]` and is described by
+    /// `meta[i]`. Returns how many arrived; `WouldBlock` if none, ENOBUFS as for [`recv`].
+    ///
+    /// [`recv`]: Self::recv
+    pub fn recv_many(
+        &self,
+        buf: &mut [u8],
+        slot: usize,
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        let n = meta.len().min(RECV_MANY_MAX).min(buf.len() / slot.max(1));
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "recv_many: no room",
+            ));
+        }
+        let mut addrs = [sockaddr_nl(0, 0); RECV_MANY_MAX];
+        let mut iovs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; RECV_MANY_MAX];
+        // SAFETY: mmsghdr is a plain C struct of integers and pointers; all-zero (null
+        // pointers, zero lengths) is a valid value.
+        let mut hdrs: [libc::mmsghdr; RECV_MANY_MAX] = unsafe { mem::zeroed() };
+        for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+            iovs[i].iov_base = chunk.as_mut_ptr().cast();
+            iovs[i].iov_len = slot;
+            hdrs[i].msg_hdr.msg_name = (&raw mut addrs[i]).cast();
+            hdrs[i].msg_hdr.msg_namelen = SOCKADDR_NL_LEN;
+            hdrs[i].msg_hdr.msg_iov = &raw mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        let got = loop {
+            // SAFETY: the first `n` headers point at distinct, live slots of `buf`, at
+            // `addrs` entries of the stated length and at `iovs`; all outlive the call.
+            let r = cvt(unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            });
+            match r {
+                Ok(got) => break got as usize,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        for i in 0..got {
+            meta[i] = RecvMeta {
+                len: hdrs[i].msg_len as usize,
+                truncated: hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                from_kernel: addrs[i].nl_pid == 0,
+            };
+        }
+        Ok(got)
+    }
+
     /// Waits until the socket is readable (or has a pending error such as ENOBUFS).
     /// Returns `false` on timeout; `None` waits forever. EINTR restarts with the time left.
     pub fn poll_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
@@ -360,6 +436,33 @@ mod tests {
         let e = s.recv(&mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(!s.poll_readable(Some(Duration::from_millis(1))).unwrap());
+    }
+
+    #[test]
+    fn test_recv_many_acks() {
+        let s = NetlinkSocket::open(NETLINK_NETFILTER).unwrap();
+        s.bind(0).unwrap();
+        let mut buf = [0u8; 4 * 256];
+        let mut meta = [RecvMeta::default(); 4];
+        let e = s.recv_many(&mut buf, 256, &mut meta).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Three NLMSG_NOOP requests with NLM_F_ACK: three ACK datagrams.
+        let mut req = Vec::new();
+        for seq in 1u32..=3 {
+            req.extend_from_slice(&16u32.to_ne_bytes());
+            req.extend_from_slice(&1u16.to_ne_bytes());
+            req.extend_from_slice(&(0x1u16 | 0x4).to_ne_bytes());
+            req.extend_from_slice(&seq.to_ne_bytes());
+            req.extend_from_slice(&0u32.to_ne_bytes());
+        }
+        s.send(&req).unwrap();
+        let got = s.recv_many(&mut buf, 256, &mut meta).unwrap();
+        assert_eq!(got, 3);
+        for (i, m) in meta[..3].iter().enumerate() {
+            assert!(m.from_kernel && !m.truncated && m.len >= 36, "{m:?}");
+            let seq_of_request = &buf[i * 256 + 28..i * 256 + 32];
+            assert_eq!(seq_of_request, &(i as u32 + 1).to_ne_bytes());
+        }
     }
 
     #[test]
