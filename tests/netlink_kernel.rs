@@ -731,3 +731,42 @@ fn nl_expectations_dump_events_create_delete() {
     assert_eq!(errno_of(&r.errors[0].1), Some(libc::ENOENT));
     drop(session);
 }
+
+#[test]
+fn nl_event_drain_rate() {
+    const N: usize = 20_000;
+    let ns = ct_ns("nldr");
+    // Room for every event at once (each queued skb costs ~1 KiB of buffer accounting).
+    let opts = EventOptions {
+        buffer_size: Some(64 << 20),
+        buffer_max_growth: 64 << 20,
+        reliable: false,
+    };
+    let mut ev = events(&ns, opts);
+    let mut h = handle(&ns);
+    let cts: Vec<Conntrack> = (0..N)
+        .map(|i| tcp(&format!("10.10.{}.1", i >> 16), "10.10.0.2", i as u16, 80))
+        .collect();
+    let t = Instant::now();
+    assert!(h.create(&cts).unwrap().all_ok());
+    let create = t.elapsed();
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut n, mut decoded) = (0usize, 0usize);
+    let t = Instant::now();
+    while n < N && ev.wait(Some(Duration::from_millis(200))).unwrap() {
+        let b = ev.recv_batch(&mut buf).unwrap();
+        assert!(!b.overrun);
+        for e in b.iter() {
+            assert_eq!(e.kind, EventKind::CtNew);
+            decoded += usize::from(Conntrack::parse(e.family(), e.attrs()).is_ok());
+        }
+        n += b.events;
+    }
+    let drain = t.elapsed();
+    assert_eq!((n, decoded), (N, N));
+    println!(
+        "events: create with a listener {:.0} entries/s; drain+decode {:.0} events/s ({drain:?})",
+        N as f64 / create.as_secs_f64(),
+        N as f64 / drain.as_secs_f64()
+    );
+}

@@ -26,14 +26,15 @@ use super::consts::{
 use super::filter::KernelFilter;
 use super::msg::{NFGENMSG_LEN, NLMSG_HDRLEN, NlMsg, messages, nlmsg_align};
 use super::socket::NlError;
-use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket};
+use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket, RECV_MANY_MAX, RecvMeta};
 
 /// Legacy group bits (`NF_NETLINK_CONNTRACK_*`): NEW | UPDATE | DESTROY.
 const CT_GROUPS: u32 = 0x07;
 /// EXP_NEW | EXP_UPDATE | EXP_DESTROY.
 const EXP_GROUPS: u32 = 0x38;
-/// Never start a `recv` with less room than this: a datagram that does not fit would be lost.
-const MIN_ROOM: usize = 16 * 1024;
+/// Room per event datagram. The kernel sizes each event skb for the largest message the
+/// entry could produce, well under 2 KiB even with helper, labels and counters.
+const EVENT_SLOT: usize = 8 * 1024;
 
 /// Which event families to subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,29 +272,19 @@ impl EventSocket {
     /// full (give it at least 64 KiB), and returns the events. An overrun is handled here
     /// (counted, buffer grown) and flagged in the batch.
     pub fn recv_batch<'b>(&mut self, buf: &'b mut [u8]) -> Result<EventBatch<'b>, NlError> {
+        let slot = EVENT_SLOT.min(buf.len());
+        let mut meta = [RecvMeta::default(); RECV_MANY_MAX];
         let (mut used, mut overrun, mut events) = (0usize, false, 0usize);
-        while buf.len() - used >= MIN_ROOM.min(buf.len()) {
-            match self.sock.recv(&mut buf[used..]) {
-                Ok(n) => {
-                    let dgram = &buf[used..used + n];
-                    for m in messages(dgram) {
-                        match m {
-                            Ok(m) if EventKind::of(m.msg_type(), m.flags()).is_some() => {
-                                trace!(ty = m.msg_type(), len = m.len(), "event");
-                                events += 1;
-                            }
-                            _ => self.stats.bad += 1,
-                        }
-                    }
-                    self.stats.bytes += n as u64;
-                    // Datagrams are concatenated: keep every message start aligned.
-                    used = nlmsg_align(used + n).min(buf.len());
-                }
+        while slot > 0 && buf.len() - used >= slot {
+            let k = ((buf.len() - used) / slot).min(RECV_MANY_MAX);
+            let got = match self.sock.recv_many(&mut buf[used..], slot, &mut meta[..k]) {
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     overrun = true;
                     self.on_overrun();
                     // Keep reading: what is queued after the loss is still valid.
+                    continue;
                 }
                 Err(source) => {
                     return Err(NlError::Io {
@@ -301,6 +292,34 @@ impl EventSocket {
                         source,
                     });
                 }
+            };
+            // Datagram i sits at slot i; move each down so that the messages are contiguous
+            // (and 4-byte aligned) for the iterator. Destinations never pass their source.
+            let base = used;
+            for (i, md) in meta[..got].iter().enumerate() {
+                if !md.from_kernel {
+                    continue;
+                }
+                if md.truncated {
+                    // Never expected (events are far smaller than a slot), but an event cut
+                    // short is an event lost: make the caller resync.
+                    self.stats.bad += 1;
+                    overrun = true;
+                    continue;
+                }
+                let src = base + i * slot;
+                buf.copy_within(src..src + md.len, used);
+                for m in messages(&buf[used..used + md.len]) {
+                    match m {
+                        Ok(m) if EventKind::of(m.msg_type(), m.flags()).is_some() => {
+                            trace!(ty = m.msg_type(), len = m.len(), "event");
+                            events += 1;
+                        }
+                        _ => self.stats.bad += 1,
+                    }
+                }
+                self.stats.bytes += md.len as u64;
+                used = nlmsg_align(used + md.len);
             }
         }
         self.stats.events += events as u64;
