@@ -8,7 +8,7 @@ use crate::util::ct::{field, strip_volatile};
 use crate::util::daemon::{START_TIMEOUT, udp_config};
 use crate::util::ftp::make_expectation;
 use crate::util::{
-    C_CONNTRACKD, CDaemon, NetNs, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
+    C_CONNTRACKD, CDaemon, NetNs, NsConfig, Sysctl, Veth, ct_count, ct_flush, ct_insert, ct_list,
     enable_conntrack, enable_conntrack_with_ftp, exp_list, sysctl_get,
 };
 
@@ -53,6 +53,24 @@ fn netns_deleted_after_panic() {
 }
 
 #[test]
+fn netns_replaces_stale_namespace() {
+    // What a killed run with a recycled pid leaves behind: a namespace with our name, marked
+    // here by a dummy link (inode numbers of namespaces are reused, so they prove nothing).
+    let name = format!("ctd-{}-stale", std::process::id());
+    crate::util::cmd::expect_run(&["ip", "netns", "add", &name]);
+    let marker = [
+        "ip", "-n", &name, "link", "add", "stale0", "type", "veth", "peer", "stale1",
+    ];
+    let marked = crate::util::run(&marker);
+    // Constructed before any assertion so that the namespace is deleted whatever happens.
+    let ns = NetNs::named(&name, NsConfig::default());
+    crate::util::expect_ok(&marker, marked);
+    let links = ns.expect_ok(&["ip", "-o", "link"]);
+    assert!(!links.contains("stale0"), "stale namespace reused: {links}");
+    assert_eq!(ns.sysctl_get("net.ipv4.ip_forward"), "1");
+}
+
+#[test]
 fn veth_ping_v4_and_v6() {
     let a = NetNs::new("pa");
     let b = NetNs::new("pb");
@@ -73,10 +91,35 @@ fn veth_ping_v4_and_v6() {
         !host.contains("vpA") && !host.contains("vpB"),
         "veth leaked into host: {host}"
     );
-    // A link taken down stops traffic.
+    // A link taken down loses its carrier on the peer too (failover tests rely on it).
     b.link_set("vpB", false);
-    let out = a.exec(&["ping", "-c", "1", "-W", "1", "10.231.1.2"]);
-    assert!(!out.status.success(), "ping through a down link succeeded");
+    let state = a.expect_ok(&["ip", "-o", "link", "show", "vpA"]);
+    assert!(state.contains("NO-CARRIER"), "{state}");
+    b.link_set("vpB", true);
+    a.expect_ok(&["ping", "-c", "1", "-W", "2", "10.231.1.2"]);
+}
+
+#[test]
+fn bridge_joins_three_namespaces() {
+    // The two-firewall layout: nodes hang off a bridge that lives in its own namespace.
+    let sw = NetNs::new("sw");
+    sw.bridge("br0");
+    let nodes: Vec<NetNs> = ["n1", "n2", "n3"].iter().map(|t| NetNs::new(t)).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let port = format!("p{i}");
+        Veth::connect(
+            node,
+            "eth0",
+            &format!("10.231.4.{}/24", i + 1),
+            &sw,
+            &port,
+            "",
+        );
+        sw.enslave(&port, "br0");
+    }
+    nodes[0].expect_ping("10.231.4.2");
+    nodes[0].expect_ping("10.231.4.3");
+    nodes[2].expect_ping("10.231.4.2");
 }
 
 #[test]
@@ -127,7 +170,9 @@ fn conntrack_insert_is_namespace_local() {
 
 #[test]
 fn sysctl_guard_restores() {
-    let key = "net.netfilter.nf_conntrack_max";
+    // A harmless global knob that no other test touches (nf_conntrack_max, the guard's real
+    // use, may be changed by a concurrent load test in another process).
+    let key = "kernel.printk_ratelimit_burst";
     let before = sysctl_get(key);
     {
         let guard = Sysctl::set(key, &(before.parse::<u64>().unwrap() + 1).to_string());
@@ -137,7 +182,7 @@ fn sysctl_guard_restores() {
     assert_eq!(sysctl_get(key), before);
     // Also when the holder panics.
     let res = std::panic::catch_unwind(|| {
-        let _guard = Sysctl::set(key, "300001");
+        let _guard = Sysctl::set(key, "77");
         panic!("failing test");
     });
     assert!(res.is_err());
@@ -320,4 +365,60 @@ fn ftp_expectation_on_client_side_ipv6() {
     let line = session.expect_expectation(&client);
     assert!(line.contains("helper=ftp"), "{line}");
     assert!(exp_list(&server).is_empty(), "{:?}", exp_list(&server));
+}
+
+#[test]
+fn c_daemon_cleaned_up_after_panic() {
+    let (a, _b, _veth) = pair("cp");
+    let mut seen = None;
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let conf = udp_config("Mode FTFW { }", "vcA", "10.231.2.1", "10.231.2.2", 3793);
+        let d = CDaemon::start(&a, &conf);
+        seen = Some((d.pid(), d.dir().to_owned()));
+        panic!("test failure while the daemon runs");
+    }));
+    assert!(res.is_err());
+    let (pid, dir) = seen.expect("daemon never started");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} survived the panic"
+    );
+    assert!(!dir.exists(), "{} survived the panic", dir.display());
+    assert!(
+        a.pids().is_empty(),
+        "processes left in {}: {:?}",
+        a.name(),
+        a.pids()
+    );
+}
+
+#[test]
+fn c_daemon_replicates_ftp_expectation() {
+    // client --(10.231.3.0/24)-- a (FTP server, helper, daemon) --(10.231.2.0/24)-- b (daemon)
+    let (a, b, _sync) = pair("ce");
+    let client = NetNs::new("cec");
+    Veth::connect(&client, "vfC", "10.231.3.1/24", &a, "vfS", "10.231.3.2/24");
+    enable_conntrack(&client);
+    enable_conntrack_with_ftp(&a);
+    let sync = "Mode FTFW { }\n\tOptions { ExpectationSync on }";
+    let da = CDaemon::start(
+        &a,
+        &udp_config(sync, "vcA", "10.231.2.1", "10.231.2.2", 3794),
+    );
+    let db = CDaemon::start(
+        &b,
+        &udp_config(sync, "vcB", "10.231.2.2", "10.231.2.1", 3794),
+    );
+    let session = make_expectation(&client, &a, "10.231.3.2".parse().unwrap(), 50002);
+    session.expect_expectation(&a);
+    crate::util::wait_until(
+        Duration::from_secs(5),
+        "expectation in b's external cache",
+        || db.expect_ctl(&["-e", "expect"]).contains("dport=50002"),
+    );
+    let internal = da.expect_ctl(&["-i", "expect"]);
+    assert!(
+        internal.contains("dport=50002") && internal.contains("helper=ftp"),
+        "{internal}"
+    );
 }

@@ -18,7 +18,7 @@ use super::error::Error;
 use super::msg::MsgBuilder;
 use super::name::HelperName;
 use super::protoinfo::ProtoInfo;
-use super::tuple::{Tuple, addr, be16, be32};
+use super::tuple::{PLACEHOLDER, Tuple, addr, be16, be32};
 use std::net::IpAddr;
 
 /// Size of the kernel's label bitmap (`NF_CT_LABELS_MAX_SIZE`, 128 bits).
@@ -161,11 +161,8 @@ impl Conntrack {
     pub fn parse(family: u8, attrs: &[u8]) -> Result<Self, Error> {
         let mut unknown = 0u16;
         let mut orig = None;
-        // Parsed into a template whose original tuple is replaced at the end.
-        let mut ct = Self::new(
-            family,
-            Tuple::new(IpAddr::from([0u8; 4]), IpAddr::from([0u8; 4]), 0),
-        );
+        // The original tuple is filled in at the end (it may come after the others).
+        let mut ct = Self::new(family, PLACEHOLDER);
         for nla in nlas(attrs) {
             let nla = nla?;
             let u = &mut unknown;
@@ -258,7 +255,8 @@ impl Conntrack {
     }
 
     /// The same entry without the read-only fields [`Self::emit`] leaves out (id, use count,
-    /// counters, timestamp): what a parse of the emitted bytes gives back.
+    /// counters, timestamp) and with no unknown attributes: what a parse of the emitted bytes
+    /// gives back.
     pub fn writable(&self) -> Self {
         Self {
             id: None,
@@ -266,6 +264,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            unknown_attrs: 0,
             ..*self
         }
     }
@@ -444,5 +443,242 @@ impl Timestamp {
             }
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::tuple::L4;
+
+    /// The attributes [`Conntrack::emit`] writes, in its order (hand-built: the kernel never
+    /// reports CTA_NAT_SRC, so this is the only way to check its exact layout).
+    #[rustfmt::skip]
+    static WRITABLE: [u8; 168] = [
+        // CTA_TUPLE_ORIG | NESTED, len 52
+        0x34, 0x00, 0x01, 0x80,
+        //   CTA_TUPLE_IP | NESTED, len 20
+        0x14, 0x00, 0x01, 0x80,
+        //     CTA_IP_V4_SRC = 192.168.1.10
+        0x08, 0x00, 0x01, 0x00,  192, 168, 1, 10,
+        //     CTA_IP_V4_DST = 198.51.100.7
+        0x08, 0x00, 0x02, 0x00,  198, 51, 100, 7,
+        //   CTA_TUPLE_PROTO | NESTED, len 28
+        0x1c, 0x00, 0x02, 0x80,
+        //     CTA_PROTO_NUM = 17 (UDP), padding
+        0x05, 0x00, 0x01, 0x00,  17, 0, 0, 0,
+        //     CTA_PROTO_SRC_PORT = 33000, padding
+        0x06, 0x00, 0x02, 0x00,  0x80, 0xe8, 0, 0,
+        //     CTA_PROTO_DST_PORT = 53, padding
+        0x06, 0x00, 0x03, 0x00,  0x00, 0x35, 0, 0,
+        // CTA_STATUS = SRC_NAT | SRC_NAT_DONE | DST_NAT_DONE | CONFIRMED (BE32 0x198)
+        0x08, 0x00, 0x03, 0x00,  0x00, 0x00, 0x01, 0x98,
+        // CTA_TIMEOUT = 30
+        0x08, 0x00, 0x07, 0x00,  0x00, 0x00, 0x00, 0x1e,
+        // CTA_MARK = 0xdeadbeef
+        0x08, 0x00, 0x08, 0x00,  0xde, 0xad, 0xbe, 0xef,
+        // CTA_NAT_SRC | NESTED, len 40
+        0x28, 0x00, 0x06, 0x80,
+        //   CTA_NAT_V4_MINIP = 203.0.113.5
+        0x08, 0x00, 0x01, 0x00,  203, 0, 113, 5,
+        //   CTA_NAT_V4_MAXIP = 203.0.113.9
+        0x08, 0x00, 0x02, 0x00,  203, 0, 113, 9,
+        //   CTA_NAT_PROTO | NESTED, len 20
+        0x14, 0x00, 0x03, 0x80,
+        //     CTA_PROTONAT_PORT_MIN = 1024, padding
+        0x06, 0x00, 0x01, 0x00,  0x04, 0x00, 0, 0,
+        //     CTA_PROTONAT_PORT_MAX = 65535, padding
+        0x06, 0x00, 0x02, 0x00,  0xff, 0xff, 0, 0,
+        // CTA_SEQ_ADJ_ORIG | NESTED, len 28
+        0x1c, 0x00, 0x0f, 0x80,
+        //   CTA_SEQADJ_CORRECTION_POS = 1000
+        0x08, 0x00, 0x01, 0x00,  0x00, 0x00, 0x03, 0xe8,
+        //   CTA_SEQADJ_OFFSET_BEFORE = 10
+        0x08, 0x00, 0x02, 0x00,  0x00, 0x00, 0x00, 0x0a,
+        //   CTA_SEQADJ_OFFSET_AFTER = 20
+        0x08, 0x00, 0x03, 0x00,  0x00, 0x00, 0x00, 0x14,
+        // CTA_HELP | NESTED, len 16
+        0x10, 0x00, 0x05, 0x80,
+        //   CTA_HELP_NAME = "tftp\0" (len 9), padding
+        0x09, 0x00, 0x01, 0x00,  b't', b'f', b't', b'p',  0, 0, 0, 0,
+        // CTA_ZONE = 7, padding
+        0x06, 0x00, 0x12, 0x00,  0x00, 0x07, 0, 0,
+    ];
+
+    /// Attributes only the kernel sends (parsed, never emitted), a known-but-ignored one and
+    /// an unknown one.
+    #[rustfmt::skip]
+    static READ_ONLY: [u8; 72] = [
+        // CTA_ID = 0x01020304
+        0x08, 0x00, 0x0c, 0x00,  0x01, 0x02, 0x03, 0x04,
+        // CTA_USE = 1
+        0x08, 0x00, 0x0b, 0x00,  0x00, 0x00, 0x00, 0x01,
+        // CTA_COUNTERS_ORIG | NESTED, len 28
+        0x1c, 0x00, 0x09, 0x80,
+        //   CTA_COUNTERS_PACKETS = 3 (BE64)
+        0x0c, 0x00, 0x01, 0x00,  0, 0, 0, 0, 0, 0, 0, 3,
+        //   CTA_COUNTERS_BYTES = 180 (BE64)
+        0x0c, 0x00, 0x02, 0x00,  0, 0, 0, 0, 0, 0, 0, 180,
+        // CTA_TIMESTAMP | NESTED, len 16
+        0x10, 0x00, 0x14, 0x80,
+        //   CTA_TIMESTAMP_START = 0x1122334455667788 (BE64)
+        0x0c, 0x00, 0x01, 0x00,  0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+        // CTA_SECMARK = 5 (known, not modelled: skipped, not counted)
+        0x08, 0x00, 0x11, 0x00,  0x00, 0x00, 0x00, 0x05,
+        // type 99 (unknown), empty: counted
+        0x04, 0x00, 0x63, 0x00,
+    ];
+
+    fn writable() -> Conntrack {
+        let orig = Tuple {
+            src: "192.168.1.10".parse().unwrap(),
+            dst: "198.51.100.7".parse().unwrap(),
+            l4proto: IPPROTO_UDP,
+            l4: L4::Ports {
+                sport: 33000,
+                dport: 53,
+            },
+            zone: None,
+        };
+        let mut ct = Conntrack::new(AF_INET, orig);
+        ct.status = Some(IPS_SRC_NAT | IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE | IPS_CONFIRMED);
+        ct.timeout = Some(30);
+        ct.mark = Some(0xdead_beef);
+        ct.nat_src = Some(NatRange {
+            min_ip: Some("203.0.113.5".parse().unwrap()),
+            max_ip: Some("203.0.113.9".parse().unwrap()),
+            min_port: Some(1024),
+            max_port: Some(65535),
+        });
+        ct.seq_adj_orig = Some(SeqAdj {
+            correction_pos: 1000,
+            offset_before: 10,
+            offset_after: 20,
+        });
+        ct.helper = Some(HelperName::try_from("tftp").unwrap());
+        ct.zone = Some(7);
+        ct
+    }
+
+    fn emitted(ct: &Conntrack) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut b = MsgBuilder::new(
+            &mut buf,
+            NFNL_SUBSYS_CTNETLINK,
+            IPCTNL_MSG_CT_NEW,
+            0,
+            0,
+            ct.family,
+        );
+        ct.emit(&mut b);
+        b.finish();
+        buf.split_off(20)
+    }
+
+    #[test]
+    fn test_parse() {
+        let mut attrs = WRITABLE.to_vec();
+        attrs.extend_from_slice(&READ_ONLY);
+        let ct = Conntrack::parse(AF_INET, &attrs).unwrap();
+        let mut want = writable();
+        want.id = Some(0x0102_0304);
+        want.use_count = Some(1);
+        want.counters_orig = Some(Counters {
+            packets: 3,
+            bytes: 180,
+        });
+        want.timestamp = Some(Timestamp {
+            start: Some(0x1122_3344_5566_7788),
+            stop: None,
+        });
+        want.unknown_attrs = 1;
+        assert_eq!(ct, want);
+        assert_eq!(ct.writable(), writable());
+    }
+
+    #[test]
+    fn test_emit() {
+        assert_eq!(emitted(&writable()), WRITABLE);
+        // Read-only fields are left out.
+        let mut ct = writable();
+        ct.id = Some(1);
+        ct.counters_reply = Some(Counters::default());
+        assert_eq!(emitted(&ct), WRITABLE);
+    }
+
+    #[test]
+    fn test_nat_v6_labels_synproxy_roundtrip() {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut ct = Conntrack::new(
+            AF_INET6,
+            Tuple::new(a("2001:db8::1"), a("2001:db8::2"), 132),
+        );
+        ct.nat_dst = Some(NatRange {
+            min_ip: Some(a("2001:db8::53")),
+            ..NatRange::default()
+        });
+        ct.labels = Some([0x80; LABELS_LEN]);
+        ct.synproxy = Some(Synproxy {
+            isn: 1,
+            its: 2,
+            tsoff: 3,
+        });
+        ct.seq_adj_reply = Some(SeqAdj {
+            correction_pos: 1,
+            offset_before: 2,
+            offset_after: 3,
+        });
+        ct.master = Some(Tuple::new(a("2001:db8::1"), a("2001:db8::2"), 6));
+        let bytes = emitted(&ct);
+        assert_eq!(Conntrack::parse(AF_INET6, &bytes), Ok(ct));
+    }
+
+    #[test]
+    fn test_errors() {
+        // No original tuple.
+        assert_eq!(
+            Conntrack::parse(AF_INET, &WRITABLE[52..]),
+            Err(Error::Missing("CTA_TUPLE_ORIG"))
+        );
+        // CTA_STATUS with 3 bytes.
+        let mut bad = WRITABLE;
+        bad[52] = 7;
+        assert_eq!(
+            Conntrack::parse(AF_INET, &bad),
+            Err(Error::BadLength("CTA_STATUS"))
+        );
+        // CTA_LABELS longer than the kernel's bitmap.
+        let mut long = WRITABLE.to_vec();
+        long.extend_from_slice(&[24, 0, 22, 0]);
+        long.extend_from_slice(&[0; 20]);
+        assert_eq!(
+            Conntrack::parse(AF_INET, &long),
+            Err(Error::BadLength("CTA_LABELS"))
+        );
+        // A helper name of 16 characters (the kernel allows 15).
+        let mut help = WRITABLE[..52].to_vec();
+        help.extend_from_slice(&[28, 0, 5, 0x80, 24, 0, 1, 0]);
+        help.extend_from_slice(b"abcdefghijklmnop\0\0\0\0");
+        assert_eq!(
+            Conntrack::parse(AF_INET, &help),
+            Err(Error::BadLength("CTA_HELP_NAME"))
+        );
+        // An nla_len running past the end.
+        let mut trunc = WRITABLE;
+        trunc[160] = 9;
+        assert_eq!(
+            Conntrack::parse(AF_INET, &trunc),
+            Err(Error::Truncated("nlattr value"))
+        );
+    }
+
+    #[test]
+    fn test_unknown_nested_counted() {
+        let mut attrs = WRITABLE.to_vec();
+        // An unknown attribute inside CTA_NAT_PROTO (type 9 replaces PORT_MAX at offset 108).
+        attrs[110] = 9;
+        let ct = Conntrack::parse(AF_INET, &attrs).unwrap();
+        assert_eq!(ct.unknown_attrs, 1);
+        assert_eq!(ct.nat_src.unwrap().max_port, None);
     }
 }

@@ -13,7 +13,7 @@
 //! Contract (as in smoltcp's wire module): after [`NlMsg::new_checked`] succeeds no accessor
 //! panics; the builder never reads what it writes, so it needs no checks.
 
-use super::attr::{NLA_HDRLEN, nla_align};
+use super::attr::{NLA_ALIGNTO, NLA_HDRLEN, nla_align};
 use super::consts::{
     NFNETLINK_V0, NLA_F_NESTED, NLMSG_DONE, NLMSG_ERROR, NLMSG_MIN_TYPE, NLMSG_NOOP,
 };
@@ -272,12 +272,14 @@ impl<'b> MsgBuilder<'b> {
         // Messages in a batch start aligned.
         buf.resize(nlmsg_align(buf.len()), 0);
         let start = buf.len();
-        buf.extend_from_slice(&0u32.to_ne_bytes());
-        buf.extend_from_slice(&u16::from_be_bytes([subsys, op]).to_ne_bytes());
-        buf.extend_from_slice(&flags.to_ne_bytes());
-        buf.extend_from_slice(&seq.to_ne_bytes());
-        buf.extend_from_slice(&0u32.to_ne_bytes());
-        buf.extend_from_slice(&[family, NFNETLINK_V0, 0, 0]);
+        let mut hdr = [0u8; NLMSG_HDRLEN + NFGENMSG_LEN];
+        // nlmsg_len (patched by finish) and nlmsg_pid (filled by the kernel) stay 0.
+        hdr[field::TYPE].copy_from_slice(&u16::from_be_bytes([subsys, op]).to_ne_bytes());
+        hdr[field::FLAGS].copy_from_slice(&flags.to_ne_bytes());
+        hdr[field::SEQ].copy_from_slice(&seq.to_ne_bytes());
+        hdr[NLMSG_HDRLEN] = family;
+        hdr[NLMSG_HDRLEN + 1] = NFNETLINK_V0;
+        buf.extend_from_slice(&hdr);
         Self { buf, start }
     }
 
@@ -290,15 +292,15 @@ impl<'b> MsgBuilder<'b> {
         let len = NLA_HDRLEN + a.len() + b.len();
         // Our own values are tiny; a u16 overflow would be a bug in the caller.
         debug_assert!(len <= usize::from(u16::MAX));
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        // One reservation, then plain copies: this is the per-event path of the inject mode.
+        self.buf.reserve(nla_align(len));
+        let [l0, l1] = (len as u16).to_ne_bytes();
+        let [t0, t1] = ty.to_ne_bytes();
+        self.buf.extend_from_slice(&[l0, l1, t0, t1]);
         self.buf.extend_from_slice(a);
         self.buf.extend_from_slice(b);
-        self.pad();
-    }
-
-    fn pad(&mut self) {
-        self.buf.resize(nla_align(self.buf.len()), 0);
+        self.buf
+            .extend_from_slice(&[0; NLA_ALIGNTO][..nla_align(len) - len]);
     }
 
     /// Appends a `u8` attribute.

@@ -149,6 +149,13 @@ impl Tuple {
     }
 }
 
+/// Stand-in for a tuple not parsed yet; parsers replace it or fail with `Error::Missing`.
+pub(crate) const PLACEHOLDER: Tuple = Tuple::new(
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    0,
+);
+
 /// A big-endian u16 attribute with a named error.
 pub(crate) fn be16(nla: &Nla<'_>, what: &'static str) -> Result<u16, Error> {
     nla.array(what).map(u16::from_be_bytes)

@@ -20,6 +20,9 @@ use super::netns::NetNs;
 /// Debian's conntrackd 1.4.7, the reference implementation.
 pub(crate) const C_CONNTRACKD: &str = "/usr/sbin/conntrackd";
 
+/// Our binary, built by cargo for the integration tests; pass it to [`CDaemon::start_bin`].
+pub(crate) const OUR_CONNTRACKD: &str = env!("CARGO_BIN_EXE_conntrackd");
+
 /// Placeholder in config text for the daemon's private directory (no trailing slash).
 pub(crate) const DIR: &str = "@DIR@";
 
@@ -44,7 +47,8 @@ pub(crate) fn general(extra: &str) -> String {
 }
 
 /// A complete config syncing over one UDP link: `mode` is the whole mode block (e.g.
-/// `"Mode FTFW { }"` or `"Mode ALARM { RefreshTime 5 CacheTimeout 15 }"`), `local` the
+/// `"Mode FTFW { }"` or `"Mode ALARM { RefreshTime 5 CacheTimeout 15 }"`), optionally
+/// followed by other `Sync` items (`"Mode FTFW { } Options { ExpectationSync on }"`), `local` the
 /// address to bind on `iface`, `peer` the other node's address (IPv4 or IPv6, no prefix).
 /// The General block is [`general`]`("")`.
 pub(crate) fn udp_config(mode: &str, iface: &str, local: &str, peer: &str, port: u16) -> String {

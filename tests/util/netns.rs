@@ -57,8 +57,17 @@ impl NetNs {
 
     /// Creates a namespace with explicit sysctls.
     pub(crate) fn with_config(tag: &str, config: NsConfig) -> Self {
+        Self::named(
+            &format!("ctd-{}-{}-{tag}", std::process::id(), unique()),
+            config,
+        )
+    }
+
+    /// Creates a namespace with exactly this name, replacing any existing one. Prefer
+    /// [`Self::new`], whose names cannot collide; this exists for tests of the fixture.
+    pub(crate) fn named(name: &str, config: NsConfig) -> Self {
         require_root();
-        let name = format!("ctd-{}-{}-{tag}", std::process::id(), unique());
+        let name = name.to_owned();
         let path = Path::new("/run/netns").join(&name);
         if path.exists() {
             // Left over from a killed run whose pid was recycled: start from a clean slate.
@@ -175,6 +184,36 @@ impl NetNs {
         self.expect_ok(&argv);
     }
 
+    /// Creates a bridge `name` in this namespace and brings it up. STP is off so that ports
+    /// forward at once, and multicast snooping is off so that a multicast sync group (e.g.
+    /// 225.0.0.50) is flooded without a querier.
+    pub(crate) fn bridge(&self, name: &str) {
+        self.expect_ok(&[
+            "ip",
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ]);
+        self.link_set(name, true);
+    }
+
+    /// Makes `ifname` a port of `bridge` (both in this namespace).
+    pub(crate) fn enslave(&self, ifname: &str, bridge: &str) {
+        self.expect_ok(&["ip", "link", "set", ifname, "master", bridge]);
+    }
+
+    /// Pings `addr` once from this namespace (2 s timeout); panics with ping's output if no
+    /// reply came.
+    pub(crate) fn expect_ping(&self, addr: &str) {
+        self.expect_ok(&["ping", "-c", "1", "-W", "2", addr]);
+    }
+
     /// Pids of the processes whose network namespace is this one.
     pub(crate) fn pids(&self) -> Vec<u32> {
         let out = run(&["ip", "netns", "pids", &self.name]);
@@ -254,11 +293,14 @@ impl Veth {
             b.name(),
         ];
         expect_ok(&argv, run(&argv));
+        // Up first, addresses second: an IPv6 address added while the link was down made the
+        // first neighbour resolution after `up` take a full second (one NS retransmit).
+        a.link_set(if_a, true);
+        b.link_set(if_b, true);
         for (ns, ifname, addrs) in [(a, if_a, addrs_a), (b, if_b, addrs_b)] {
             for addr in addrs.split_whitespace() {
                 ns.addr_add(ifname, addr);
             }
-            ns.link_set(ifname, true);
         }
         Self {
             a: if_a.to_owned(),
