@@ -15,9 +15,9 @@
 //!
 //! As in the C daemon, the same address list feeds the source and the destination stage:
 //! `Accept` needs *both* original addresses to match, `Ignore` drops if *either* matches.
-//! A stage whose attribute is absent from the message passes (an IPv6 flow skips the IPv4
-//! stages; a UDP flow or a destroy event without protoinfo skips the TCP-state stage), except
-//! the protocol stage, which rejects a conntrack message without an L4 protocol.
+//! A stage whose attribute is absent from the message passes, as in libnetfilter_conntrack:
+//! an IPv6 flow skips the IPv4 stages, a UDP flow or a destroy event without protoinfo skips
+//! the TCP-state stage.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -226,7 +226,7 @@ impl KernelFilter {
 
         if let Some((policy, protos)) = &self.protocols {
             let next = a.label();
-            a.find(&[CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_PROTO_NUM], reject);
+            a.find(&[CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_PROTO_NUM], next);
             a.stmt(TAX, 0);
             a.stmt(LD_B_IND, NLA_HDRLEN);
             let hit = if *policy == Policy::Accept {
@@ -517,6 +517,25 @@ mod tests {
         assert_eq!(run(&p, &v4([1; 4], [2; 4], 6, Some(1))), RET_REJECT);
         // No protoinfo (UDP, or a destroy event): passes.
         assert_eq!(run(&p, &v4([1; 4], [2; 4], 17, None)), RET_ACCEPT);
+    }
+
+    #[test]
+    fn test_missing_attributes_pass() {
+        // As in libnetfilter_conntrack, a stage without its attribute lets the message pass.
+        let f = KernelFilter {
+            protocols: Some((Policy::Accept, vec![6])),
+            v4: Some((Policy::Accept, vec![(Ipv4Addr::new(10, 0, 0, 0), 8)])),
+            tcp_states: Some(vec![3]),
+            ..Default::default()
+        };
+        let p = f.compile().unwrap();
+        let body = nla(3, &[0, 0, 0, 8]); // CTA_STATUS only
+        let mut m = ((20 + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend_from_slice(&0x0100u16.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(&[2, 0, 0, 0]);
+        m.extend(body);
+        assert_eq!(run(&p, &m), RET_ACCEPT);
     }
 
     #[test]
