@@ -14,7 +14,6 @@
 //! still be lost (ENOBUFS), the entries without an answer are reported as failed with ENOBUFS
 //! rather than guessed.
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -22,14 +21,11 @@ use tracing::debug;
 
 use super::attr::nlas;
 use super::consts::{
-    CTA_EXPECT_TUPLE, CTA_EXPECT_ZONE, CTA_MARK, CTA_MARK_MASK, CTA_TUPLE_ORIG, CTA_ZONE,
-    IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW, IPCTNL_MSG_EXP_DELETE,
-    IPCTNL_MSG_EXP_GET, IPCTNL_MSG_EXP_NEW, IPS_CONFIRMED, NFNL_SUBSYS_CTNETLINK,
+    CTA_TUPLE_ORIG, CTA_ZONE, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW,
+    IPCTNL_MSG_EXP_DELETE, IPCTNL_MSG_EXP_GET, IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK,
     NFNL_SUBSYS_CTNETLINK_EXP, NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
     NLM_F_EXCL, NLM_F_REQUEST,
 };
-use super::ct::Conntrack;
-use super::exp::Expectation;
 use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages};
 use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket, RECV_MANY_MAX, RecvMeta};
 
@@ -47,149 +43,12 @@ const ACK_SLOT: usize = 1024;
 /// Upper bound on messages per batch, so that the ACKs always fit the receive buffer.
 const MAX_BATCH_MSGS: usize = 2048;
 
-/// A kernel error answer to one request: the operation and the errno.
-///
-/// Batch errors are `io::Error`s wrapping this value: their `kind()` follows the errno
-/// (`AlreadyExists` for EEXIST, `NotFound` for ENOENT) and [`errno_of`] recovers the number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelError {
-    /// The operation, e.g. `"create conntrack"`.
-    pub op: &'static str,
-    /// The positive errno the kernel returned.
-    pub errno: i32,
-}
+mod error;
+mod typed;
 
-impl fmt::Display for KernelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let os = io::Error::from_raw_os_error(self.errno);
-        write!(
-            f,
-            "ctnetlink {}: {} ({os})",
-            self.op,
-            errno_name(self.errno)
-        )
-    }
-}
-
-impl std::error::Error for KernelError {}
-
-impl From<KernelError> for io::Error {
-    fn from(e: KernelError) -> Self {
-        Self::new(Self::from_raw_os_error(e.errno).kind(), e)
-    }
-}
-
-/// The errno inside an error of this layer, whether it is a plain OS error or a
-/// [`KernelError`] wrapped by a [`BatchReport`].
-pub fn errno_of(e: &io::Error) -> Option<i32> {
-    e.raw_os_error().or_else(|| {
-        e.get_ref()
-            .and_then(|inner| inner.downcast_ref::<KernelError>())
-            .map(|k| k.errno)
-    })
-}
-
-/// The symbolic name of the errnos ctnetlink returns (`"EEXIST"`), or `"E?"`.
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::ERANGE => "ERANGE",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EMSGSIZE => "EMSGSIZE",
-        _ => "E?",
-    }
-}
-
-/// Errors of the ctnetlink I/O layer, each naming the operation it interrupted.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum NlError {
-    /// A socket call failed.
-    Io {
-        /// The operation (e.g. `"dump conntracks"`).
-        op: &'static str,
-        /// The system error.
-        source: io::Error,
-    },
-    /// The kernel refused a whole request (not one entry of a batch).
-    Kernel(KernelError),
-    /// A message from the kernel could not be decoded.
-    Codec {
-        /// The operation.
-        op: &'static str,
-        /// The decoding error.
-        source: super::Error,
-    },
-    /// The table changed under a dump (NLM_F_DUMP_INTR): what was seen may be incomplete or
-    /// hold duplicates; run the dump again.
-    DumpInterrupted {
-        /// The operation.
-        op: &'static str,
-        /// Entries delivered before the dump ended.
-        seen: usize,
-    },
-    /// The kernel-space event filter could not be compiled.
-    Filter(super::filter::FilterError),
-    /// No answer from the kernel within the handle's timeout.
-    Timeout {
-        /// The operation.
-        op: &'static str,
-    },
-}
-
-impl fmt::Display for NlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io { op, source } => write!(f, "ctnetlink {op}: {source}"),
-            Self::Kernel(k) => k.fmt(f),
-            Self::Codec { op, source } => write!(f, "ctnetlink {op}: {source}"),
-            Self::DumpInterrupted { op, seen } => {
-                write!(f, "ctnetlink {op}: dump interrupted after {seen} entries")
-            }
-            Self::Filter(e) => write!(f, "ctnetlink event filter: {e}"),
-            Self::Timeout { op } => write!(f, "ctnetlink {op}: no answer from the kernel"),
-        }
-    }
-}
-
-impl std::error::Error for NlError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io { source, .. } => Some(source),
-            Self::Codec { source, .. } => Some(source),
-            Self::Kernel(k) => Some(k),
-            Self::Filter(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl NlError {
-    /// The errno behind this error, if there is one.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Self::Io { source, .. } => errno_of(source),
-            Self::Kernel(k) => Some(k.errno),
-            _ => None,
-        }
-    }
-}
-
-fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> NlError {
-    move |source| NlError::Io { op, source }
-}
+use error::io_err;
+pub use error::{KernelError, NlError, errno_name, errno_of};
+pub use typed::DumpFilter;
 
 /// Outcome of a batched write: how many entries the kernel acknowledged and which failed.
 #[derive(Debug, Default)]
@@ -396,10 +255,19 @@ impl CtHandle {
         b.finish();
         self.sock.send(&self.tx).map_err(io_err(op))?;
         let (mut seen, mut interrupted) = (0usize, false);
+        // A malformed datagram is reported only at NLMSG_DONE: returning earlier would leave
+        // the dump running in the kernel, and the next one on this socket would get EBUSY.
+        let mut bad = None;
         loop {
             let n = self.recv(op)?;
             for m in messages(&self.rx[..n]) {
-                let m = m.map_err(|source| NlError::Codec { op, source })?;
+                let m = match m {
+                    Ok(m) => m,
+                    Err(source) => {
+                        bad = Some(NlError::Codec { op, source });
+                        break;
+                    }
+                };
                 if m.seq() != seq {
                     continue;
                 }
@@ -411,15 +279,19 @@ impl CtHandle {
                             .payload()
                             .get(..4)
                             .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        if st == -libc::EINTR || interrupted {
+                            return Err(NlError::DumpInterrupted { op, seen });
+                        }
                         if st < 0 {
                             return Err(NlError::Kernel(KernelError { op, errno: -st }));
                         }
-                        if interrupted {
-                            return Err(NlError::DumpInterrupted { op, seen });
-                        }
-                        return Ok(seen);
+                        return bad.map_or(Ok(seen), Err);
                     }
                     Ok(Payload::Error { errno: 0, .. }) => {}
+                    // Some kernels abort a dump whose table changed with EINTR.
+                    Ok(Payload::Error { errno, .. }) if errno == libc::EINTR => {
+                        return Err(NlError::DumpInterrupted { op, seen });
+                    }
                     Ok(Payload::Error { errno, .. }) => {
                         return Err(NlError::Kernel(KernelError { op, errno }));
                     }
@@ -633,214 +505,6 @@ impl CtHandle {
     }
 }
 
-/// Which conntracks a dump returns. The kernel filters by family, mark and (non-zero) zone
-/// itself; the same conditions are checked again here so that zone 0 and kernels without
-/// zone filtering give the same answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DumpFilter {
-    /// AF_INET / AF_INET6, or 0 for both.
-    pub family: u8,
-    /// `(mark, mask)`: entries whose `mark & mask == mark`.
-    pub mark: Option<(u32, u32)>,
-    /// Only entries of this zone (absent zone = 0).
-    pub zone: Option<u16>,
-}
-
-impl DumpFilter {
-    fn matches(&self, ct: &Conntrack) -> bool {
-        let mark_ok = self
-            .mark
-            .is_none_or(|(m, mask)| ct.mark.unwrap_or(0) & mask == m);
-        let zone_ok = self.zone.is_none_or(|z| ct.zone.unwrap_or(0) == z);
-        mark_ok && zone_ok
-    }
-}
-
-/// What an update may carry: the kernel refuses changes of NAT, helper and master (EBUSY /
-/// EINVAL), so conntrackd strips them (ctnetlink-notes §7).
-fn for_update(ct: &Conntrack) -> Conntrack {
-    Conntrack {
-        nat_src: None,
-        nat_dst: None,
-        master: None,
-        helper: None,
-        ..*ct
-    }
-}
-
-/// Emits `ct` with the status fix-up libnetfilter_conntrack applies: the kernel marks a new
-/// entry CONFIRMED before it applies CTA_STATUS and refuses to clear the bit (EBUSY), so the
-/// bit is always sent.
-fn emit_ct(ct: &Conntrack, req: Req<'_>) {
-    let mut b = req.start(ct.family);
-    let ct = Conntrack {
-        status: ct.status.map(|s| s | IPS_CONFIRMED),
-        ..*ct
-    };
-    ct.emit(&mut b);
-    b.finish();
-}
-
-/// Emits what identifies `ct`: the original tuple and the zone.
-fn emit_ct_key(ct: &Conntrack, req: Req<'_>) {
-    let mut b = req.start(ct.family);
-    ct.orig.emit(&mut b, CTA_TUPLE_ORIG);
-    if let Some(z) = ct.zone {
-        b.put_u16_be(CTA_ZONE, z);
-    }
-    b.finish();
-}
-
-impl CtHandle {
-    /// Dumps the conntrack table, decoded, through `f`.
-    pub fn dump_conntracks(
-        &mut self,
-        filter: &DumpFilter,
-        mut f: impl FnMut(&Conntrack),
-    ) -> Result<DumpStats, NlError> {
-        let mut st = DumpStats::default();
-        self.dump_raw(
-            CT_GET,
-            filter.family,
-            "dump conntracks",
-            |b| {
-                if let Some((mark, mask)) = filter.mark {
-                    b.put_u32_be(CTA_MARK, mark);
-                    b.put_u32_be(CTA_MARK_MASK, mask);
-                }
-                if let Some(z) = filter.zone.filter(|&z| z != 0) {
-                    b.put_u16_be(CTA_ZONE, z);
-                }
-            },
-            |m| match m.classify() {
-                Ok(Payload::Nfnl { family, attrs, .. }) => match Conntrack::parse(family, attrs) {
-                    Ok(ct) if filter.matches(&ct) => {
-                        st.entries += 1;
-                        f(&ct);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(error = %e, "undecodable conntrack in dump");
-                        st.bad += 1;
-                    }
-                },
-                _ => st.bad += 1,
-            },
-        )?;
-        Ok(st)
-    }
-
-    /// Dumps the expectation table (of `family`, 0 = all), decoded, through `f`.
-    pub fn dump_expectations(
-        &mut self,
-        family: u8,
-        mut f: impl FnMut(&Expectation),
-    ) -> Result<DumpStats, NlError> {
-        let mut st = DumpStats::default();
-        self.dump_raw(
-            EXP_GET,
-            family,
-            "dump expectations",
-            |_| {},
-            |m| match m.classify() {
-                Ok(Payload::Nfnl { family, attrs, .. }) => {
-                    match Expectation::parse(family, attrs) {
-                        Ok(e) => {
-                            st.entries += 1;
-                            f(&e);
-                        }
-                        Err(e) => {
-                            debug!(error = %e, "undecodable expectation in dump");
-                            st.bad += 1;
-                        }
-                    }
-                }
-                _ => st.bad += 1,
-            },
-        )?;
-        Ok(st)
-    }
-
-    /// Looks one conntrack up by original tuple (and zone); `None` if it does not exist.
-    pub fn get_conntrack(&mut self, key: &Conntrack) -> Result<Option<Conntrack>, NlError> {
-        const OP: &str = "get conntrack";
-        let seq = self.next_seq(1);
-        self.tx.clear();
-        let req = Req {
-            buf: &mut self.tx,
-            kind: ReqKind::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, 0, OP),
-            seq,
-        };
-        emit_ct_key(key, req);
-        self.sock.send(&self.tx).map_err(io_err(OP))?;
-        let mut found = None;
-        loop {
-            let n = self.recv(OP)?;
-            for m in messages(&self.rx[..n]) {
-                let m = m.map_err(|source| NlError::Codec { op: OP, source })?;
-                if m.seq() != seq {
-                    continue;
-                }
-                match m.classify() {
-                    Ok(Payload::Error { errno: 0, .. }) => return Ok(found),
-                    Ok(Payload::Error { errno, .. }) if errno == libc::ENOENT => return Ok(None),
-                    Ok(Payload::Error { errno, .. }) => {
-                        return Err(NlError::Kernel(KernelError { op: OP, errno }));
-                    }
-                    Ok(Payload::Nfnl { family, attrs, .. }) => {
-                        found = Some(
-                            Conntrack::parse(family, attrs)
-                                .map_err(|source| NlError::Codec { op: OP, source })?,
-                        );
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Creates conntracks (CT_NEW, CREATE | EXCL): EEXIST for entries that exist. The caller
-    /// prepares the entries (timeout, reply tuple, status); IPS_CONFIRMED is added here.
-    pub fn create(&mut self, cts: &[Conntrack]) -> Result<BatchReport, NlError> {
-        self.batch_raw(ReqKind::CT_CREATE, cts, emit_ct)
-    }
-
-    /// Updates conntracks (CT_NEW without CREATE): ENOENT for entries that do not exist.
-    /// NAT ranges, helper and master tuple are left out (the kernel refuses to change them).
-    pub fn update(&mut self, cts: &[Conntrack]) -> Result<BatchReport, NlError> {
-        self.batch_raw(ReqKind::CT_UPDATE, cts, |ct, req| {
-            emit_ct(&for_update(ct), req)
-        })
-    }
-
-    /// Deletes conntracks by original tuple and zone: ENOENT for entries that do not exist.
-    pub fn delete(&mut self, cts: &[Conntrack]) -> Result<BatchReport, NlError> {
-        self.batch_raw(ReqKind::CT_DELETE, cts, emit_ct_key)
-    }
-
-    /// Creates expectations (EXP_NEW, CREATE | EXCL). The master conntrack must exist with
-    /// the named helper attached.
-    pub fn create_expectations(&mut self, exps: &[Expectation]) -> Result<BatchReport, NlError> {
-        self.batch_raw(ReqKind::EXP_CREATE, exps, |e, req| {
-            let mut b = req.start(e.family);
-            e.emit(&mut b);
-            b.finish();
-        })
-    }
-
-    /// Deletes expectations by their tuple (and zone).
-    pub fn delete_expectations(&mut self, exps: &[Expectation]) -> Result<BatchReport, NlError> {
-        self.batch_raw(ReqKind::EXP_DELETE, exps, |e, req| {
-            let mut b = req.start(e.family);
-            e.tuple.emit(&mut b, CTA_EXPECT_TUPLE);
-            if let Some(z) = e.zone {
-                b.put_u16_be(CTA_EXPECT_ZONE, z);
-            }
-            b.finish();
-        })
-    }
-}
-
 /// ctnetlink GET operations for [`CtHandle::dump_raw`].
 pub const CT_GET: (u8, u8) = (NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET);
 /// Expectation GET for [`CtHandle::dump_raw`].
@@ -849,20 +513,6 @@ pub const EXP_GET: (u8, u8) = (NFNL_SUBSYS_CTNETLINK_EXP, IPCTNL_MSG_EXP_GET);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_kernel_error_context() {
-        let e: io::Error = KernelError {
-            op: "create conntrack",
-            errno: libc::EEXIST,
-        }
-        .into();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(errno_of(&e), Some(libc::EEXIST));
-        let s = e.to_string();
-        assert!(s.starts_with("ctnetlink create conntrack: EEXIST ("), "{s}");
-        assert_eq!(errno_of(&io::Error::from_raw_os_error(2)), Some(2));
-    }
 
     #[test]
     fn test_reqkind_flags() {
