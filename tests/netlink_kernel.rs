@@ -720,6 +720,13 @@ fn nl_expectations_dump_events_create_delete() {
     assert!(r.all_ok(), "{:?}", r.errors);
     let line = session.expect_expectation(&server);
     assert!(line.contains("helper=ftp"), "{line}");
+    // Update: the kernel takes the new timeout.
+    let mut longer = again;
+    longer.timeout = Some(1000);
+    assert!(h.update_expectations(&[longer]).unwrap().all_ok());
+    let line = session.expect_expectation(&server);
+    let left: u32 = line.split_whitespace().next().unwrap().parse().unwrap();
+    assert!((990..=1000).contains(&left), "{line}");
     // Creating it twice: EEXIST at index 0.
     let r = h.create_expectations(&[again]).unwrap();
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);

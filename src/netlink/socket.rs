@@ -134,6 +134,13 @@ impl ReqKind {
         NLM_F_CREATE | NLM_F_EXCL,
         "create expectation",
     );
+    /// EXP_NEW without CREATE: the kernel only changes the timeout; ENOENT if missing.
+    pub const EXP_UPDATE: Self = Self::new(
+        NFNL_SUBSYS_CTNETLINK_EXP,
+        IPCTNL_MSG_EXP_NEW,
+        0,
+        "update expectation",
+    );
     /// EXP_DELETE by tuple (or, without attributes, flush).
     pub const EXP_DELETE: Self = Self::new(
         NFNL_SUBSYS_CTNETLINK_EXP,
@@ -322,12 +329,24 @@ impl CtHandle {
                 && end - start < MAX_BATCH_MSGS
                 && (end == start || self.tx.len() < self.batch_bytes)
             {
+                let before = self.tx.len();
                 let req = Req {
                     buf: &mut self.tx,
                     kind,
                     seq: base.wrapping_add((end - start) as u32),
                 };
                 emit(&items[end], req);
+                if self.tx.len() == before {
+                    // Its ACK would never come: fail now rather than time out.
+                    let source = io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("no message built for entry {end}"),
+                    );
+                    return Err(NlError::Io {
+                        op: kind.name,
+                        source,
+                    });
+                }
                 end += 1;
             }
             self.next_seq(end - start);

@@ -209,6 +209,15 @@ impl CtHandle {
         })
     }
 
+    /// Updates expectations (EXP_NEW without CREATE): the kernel applies only the timeout.
+    pub fn update_expectations(&mut self, exps: &[Expectation]) -> Result<BatchReport, NlError> {
+        self.batch_raw(ReqKind::EXP_UPDATE, exps, |e, req| {
+            let mut b = req.start(e.family);
+            e.emit(&mut b);
+            b.finish();
+        })
+    }
+
     /// Deletes expectations by their tuple (and zone).
     pub fn delete_expectations(&mut self, exps: &[Expectation]) -> Result<BatchReport, NlError> {
         self.batch_raw(ReqKind::EXP_DELETE, exps, |e, req| {
