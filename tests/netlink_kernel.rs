@@ -663,6 +663,12 @@ fn nl_expectations_dump_events_create_delete() {
     enable_conntrack(&client);
     enable_conntrack_with_ftp(&server);
     let mut ev = events(&server, DEFAULT_OPTS);
+    // Without ExpectationSync the socket joins only the conntrack groups (0x07).
+    let groups = EventGroups {
+        conntrack: true,
+        expectations: false,
+    };
+    let mut ct_only = server.run_in(|| EventSocket::subscribe(groups, DEFAULT_OPTS).unwrap());
     let mut h = handle(&server);
     let session = make_expectation(&client, &server, "10.231.7.2".parse().unwrap(), 50010);
     let line = session.expect_expectation(&server);
@@ -703,6 +709,13 @@ fn nl_expectations_dump_events_create_delete() {
         assert_eq!(*origin, 0, "packet-path event");
         assert_eq!(x.tuple, e.tuple);
     }
+
+    let plain = collect(&mut ct_only, 8);
+    assert!(!plain.is_empty());
+    assert!(
+        plain.iter().all(|g| !g.kind().is_expectation()),
+        "{plain:?}"
+    );
 
     // Delete it through ctnetlink, then create it again from the dumped data.
     let r = h.delete_expectations(&[e]).unwrap();
