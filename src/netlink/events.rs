@@ -124,6 +124,12 @@ impl<'a> Event<'a> {
     }
 }
 
+/// The message as an event, if it is a well-formed conntrack or expectation event.
+fn as_event(msg: NlMsg<&[u8]>) -> Option<Event<'_>> {
+    let kind = EventKind::of(msg.msg_type(), msg.flags())?;
+    (msg.len() >= NLMSG_HDRLEN + NFGENMSG_LEN).then_some(Event { kind, msg })
+}
+
 /// The events of one [`EventSocket::recv_batch`] call, and whether events were lost.
 #[derive(Debug)]
 pub struct EventBatch<'b> {
@@ -137,11 +143,7 @@ pub struct EventBatch<'b> {
 impl<'b> EventBatch<'b> {
     /// The events, in arrival order. Messages that are not events are skipped.
     pub fn iter(&self) -> impl Iterator<Item = Event<'b>> + 'b {
-        messages(self.buf).filter_map(|m| {
-            let msg = m.ok()?;
-            let kind = EventKind::of(msg.msg_type(), msg.flags())?;
-            (msg.len() >= NLMSG_HDRLEN + NFGENMSG_LEN).then_some(Event { kind, msg })
-        })
+        messages(self.buf).filter_map(|m| as_event(m.ok()?))
     }
 
     /// No events and no overrun.
@@ -310,12 +312,12 @@ impl EventSocket {
                 let src = base + i * slot;
                 buf.copy_within(src..src + md.len, used);
                 for m in messages(&buf[used..used + md.len]) {
-                    match m {
-                        Ok(m) if EventKind::of(m.msg_type(), m.flags()).is_some() => {
-                            trace!(ty = m.msg_type(), len = m.len(), "event");
+                    match m.ok().and_then(as_event) {
+                        Some(e) => {
+                            trace!(kind = ?e.kind, len = e.msg.len(), "event");
                             events += 1;
                         }
-                        _ => self.stats.bad += 1,
+                        None => self.stats.bad += 1,
                     }
                 }
                 self.stats.bytes += md.len as u64;
