@@ -123,6 +123,9 @@ pub const CTA_LABELS_MASK: u16 = 23;
 pub const CTA_SYNPROXY: u16 = 24;
 pub const CTA_FILTER: u16 = 25;
 pub const CTA_STATUS_MASK: u16 = 26;
+/// BE64 nanoseconds at which the kernel generated the event (Linux >= 6.14; newer than the
+/// UAPI header installed here, seen on 6.18 in events when `nf_conntrack_timestamp` is on).
+pub const CTA_TIMESTAMP_EVENT: u16 = 27;
 
 // enum ctattr_tuple
 pub const CTA_TUPLE_IP: u16 = 1;

@@ -124,6 +124,9 @@ pub struct Conntrack {
     pub counters_reply: Option<Counters>,
     /// `CTA_TIMESTAMP` (read-only, not emitted).
     pub timestamp: Option<Timestamp>,
+    /// `CTA_TIMESTAMP_EVENT`: when the kernel generated this event, ns (read-only, not
+    /// emitted; Linux >= 6.14 with timestamps on).
+    pub timestamp_event: Option<u64>,
     /// Number of attributes (at any nesting level) whose type this codec does not know.
     pub unknown_attrs: u16,
 }
@@ -153,6 +156,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            timestamp_event: None,
             unknown_attrs: 0,
         }
     }
@@ -187,6 +191,10 @@ impl Conntrack {
                 CTA_COUNTERS_ORIG => ct.counters_orig = Some(Counters::parse(nla.value, u)?),
                 CTA_COUNTERS_REPLY => ct.counters_reply = Some(Counters::parse(nla.value, u)?),
                 CTA_TIMESTAMP => ct.timestamp = Some(Timestamp::parse(nla.value, u)?),
+                CTA_TIMESTAMP_EVENT => {
+                    ct.timestamp_event =
+                        Some(u64::from_be_bytes(nla.array("CTA_TIMESTAMP_EVENT")?));
+                }
                 // Known but not modelled: conntrackd neither syncs nor shows them.
                 CTA_SECMARK | CTA_SECCTX | CTA_MARK_MASK | CTA_LABELS_MASK | CTA_FILTER
                 | CTA_STATUS_MASK => {}
@@ -255,7 +263,7 @@ impl Conntrack {
     }
 
     /// The same entry without the read-only fields [`Self::emit`] leaves out (id, use count,
-    /// counters, timestamp) and with no unknown attributes: what a parse of the emitted bytes
+    /// counters, timestamps) and with no unknown attributes: what a parse of the emitted bytes
     /// gives back.
     pub fn writable(&self) -> Self {
         Self {
@@ -264,6 +272,7 @@ impl Conntrack {
             counters_orig: None,
             counters_reply: None,
             timestamp: None,
+            timestamp_event: None,
             unknown_attrs: 0,
             ..*self
         }
@@ -670,6 +679,33 @@ mod tests {
             Conntrack::parse(AF_INET, &trunc),
             Err(Error::Truncated("nlattr value"))
         );
+    }
+
+    #[test]
+    fn test_counters32_timestamp_event() {
+        #[rustfmt::skip]
+        let extra = [
+            // CTA_COUNTERS_REPLY | NESTED, len 20
+            0x14, 0x00, 0x0a, 0x80,
+            //   CTA_COUNTERS32_PACKETS = 7 (old 32-bit form)
+            0x08, 0x00, 0x03, 0x00,  0, 0, 0, 7,
+            //   CTA_COUNTERS32_BYTES = 700
+            0x08, 0x00, 0x04, 0x00,  0, 0, 0x02, 0xbc,
+            // CTA_TIMESTAMP_EVENT = 1 (BE64)
+            0x0c, 0x00, 0x1b, 0x00,  0, 0, 0, 0, 0, 0, 0, 1,
+        ];
+        let mut attrs = WRITABLE.to_vec();
+        attrs.extend_from_slice(&extra);
+        let ct = Conntrack::parse(AF_INET, &attrs).unwrap();
+        assert_eq!(
+            ct.counters_reply,
+            Some(Counters {
+                packets: 7,
+                bytes: 700
+            })
+        );
+        assert_eq!((ct.timestamp_event, ct.unknown_attrs), (Some(1), 0));
+        assert_eq!(ct.writable(), writable());
     }
 
     #[test]

@@ -603,6 +603,35 @@ mod tests {
     }
 
     #[test]
+    fn test_error_with_ext_ack() {
+        // An error with NLM_F_CAPPED | NLM_F_ACK_TLVS: the request header, then an
+        // NLMSGERR_ATTR_MSG string. conntrackd never asks for extended ACKs, but a reader
+        // must not trip over them.
+        #[rustfmt::skip]
+        let msg = [
+            // nlmsg_len = 44, type = NLMSG_ERROR, flags = CAPPED | ACK_TLVS
+            0x2c, 0x00, 0x00, 0x00,  0x02, 0x00, 0x00, 0x03,
+            // seq = 9, pid = 0
+            0x09, 0x00, 0x00, 0x00,  0x00, 0x00, 0x00, 0x00,
+            // error = -22 (EINVAL)
+            0xea, 0xff, 0xff, 0xff,
+            // request header: len 20, type 0x0100, flags 0x0605, seq 9, pid 0
+            0x14, 0x00, 0x00, 0x00,  0x00, 0x01, 0x05, 0x06,
+            0x09, 0x00, 0x00, 0x00,  0x00, 0x00, 0x00, 0x00,
+            // NLMSGERR_ATTR_MSG (len 8): "bad\0"
+            0x08, 0x00, 0x01, 0x00,  b'b', b'a', b'd', 0x00,
+        ];
+        let m = NlMsg::new_checked(&msg[..]).unwrap();
+        assert_eq!(
+            m.classify(),
+            Ok(Payload::Error {
+                errno: 22,
+                original_seq: 9
+            })
+        );
+    }
+
+    #[test]
     fn test_other_types() {
         let mut m = CT_GET_DUMP;
         m[4] = NLMSG_NOOP as u8;

@@ -125,3 +125,25 @@ ct ftp_exp_create -I expect --orig-src 127.0.0.1 --orig-dst 127.0.0.1 -p tcp --s
 ct ftp_exp_dump2 -L expect
 wait
 python3 ./strace2bin.py "$T/ftp_exp_events.log" ./ftp_exp_events
+
+# Accounting and timestamps on: a real UDP flow over lo (two datagrams to a closed port), its
+# dump line (counters, start time) and its destroy event (counters, start and stop time).
+fresh
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" sysctl -q -w net.netfilter.nf_conntrack_acct=1 net.netfilter.nf_conntrack_timestamp=1
+ip netns exec "$NS" nft -f - <<NFT
+table inet t {
+  chain out {
+    type filter hook output priority 0;
+    ct state new counter
+  }
+}
+NFT
+ip netns exec "$NS" strace -qq -f -e trace=recvfrom,recvmsg -e read=all -o "$T/acct_events.log" \
+    timeout -s INT 3 conntrack -E &
+sleep 1
+ip netns exec "$NS" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 40000)); [s.sendto(b"x" * 10, ("127.0.0.1", 9)) for _ in range(2)]'
+ct acct_dump -L -p udp
+ct acct_delete -D -p udp
+wait
+python3 ./strace2bin.py "$T/acct_events.log" ./acct_events
