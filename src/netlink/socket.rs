@@ -179,6 +179,8 @@ impl CtHandle {
         const OP: &str = "open request socket";
         let sock = NetlinkSocket::open(NETLINK_NETFILTER).map_err(io_err(OP))?;
         sock.bind(0).map_err(io_err(OP))?;
+        // Non-blocking, so that every wait goes through poll with the handle's timeout.
+        sock.set_nonblocking(true).map_err(io_err(OP))?;
         // Errors then echo only the failing header, not the whole request.
         sock.set_cap_ack(true).map_err(io_err(OP))?;
         if let Err(e) = sock.set_recv_buffer_force(REQUEST_RCVBUF / 2) {
@@ -227,14 +229,20 @@ impl CtHandle {
 
     /// Receives one datagram into `self.rx` (honouring the timeout) and returns its length.
     fn recv(&mut self, op: &'static str) -> Result<usize, NlError> {
-        if !self
-            .sock
-            .poll_readable(Some(self.timeout))
-            .map_err(io_err(op))?
-        {
-            return Err(NlError::Timeout { op });
+        loop {
+            if !self
+                .sock
+                .poll_readable(Some(self.timeout))
+                .map_err(io_err(op))?
+            {
+                return Err(NlError::Timeout { op });
+            }
+            match self.sock.recv(&mut self.rx) {
+                // Readable, but only for a datagram `recv` dropped (not from the kernel).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r.map_err(io_err(op)),
+            }
         }
-        self.sock.recv(&mut self.rx).map_err(io_err(op))
     }
 
     /// Sends a dump request (`GET` with NLM_F_DUMP) and hands every reply message of our
