@@ -569,7 +569,7 @@ fn nl_kernel_filter_drops_ignored_events() {
         protocols: Some((Policy::Ignore, vec![IPPROTO_UDP])),
         v4: Some((Policy::Ignore, vec![(Ipv4Addr::new(10, 66, 0, 0), 16)])),
         v6: Some((Policy::Ignore, vec![("fd00:66::".parse().unwrap(), 32)])),
-        tcp_states: Some(vec![TCP_CONNTRACK_ESTABLISHED]),
+        tcp_states: Some((Policy::Accept, vec![TCP_CONNTRACK_ESTABLISHED])),
     })
     .unwrap();
     let mut h = handle(&ns);

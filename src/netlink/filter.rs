@@ -10,19 +10,22 @@
 //! 2. L4 protocol of the original tuple against the protocol list;
 //! 3. IPv4 original source, 4. IPv4 original destination, against the same prefix list;
 //! 5. IPv6 original source, 6. IPv6 original destination, likewise;
-//! 7. TCP state (CTA_PROTOINFO → TCP → STATE) against the accepted states;
+//! 7. TCP state (CTA_PROTOINFO → TCP → STATE) against the state list;
 //! 8. accept.
 //!
 //! As in the C daemon, the same address list feeds the source and the destination stage:
 //! `Accept` needs *both* original addresses to match, `Ignore` drops if *either* matches.
 //! A stage whose attribute is absent from the message passes, as in libnetfilter_conntrack:
 //! an IPv6 flow skips the IPv4 stages, a UDP flow or a destroy event without protoinfo skips
-//! the TCP-state stage.
+//! the TCP-state stage. Like the library we use at most [`MAX_V4`] IPv4 and [`MAX_V6`] IPv6
+//! entries (a warning says so when more are configured). The program itself is our own
+//! layout (long jumps through `ja`), not a copy of the library's.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use libc::sock_filter;
+use tracing::warn;
 
 /// Accept or ignore what matches a list (conntrackd's `Accept { … }` / `Ignore { … }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +45,8 @@ pub struct KernelFilter {
     pub v4: Option<(Policy, Vec<(Ipv4Addr, u8)>)>,
     /// IPv6 prefixes `(network, prefix length)`, matched against both original addresses.
     pub v6: Option<(Policy, Vec<(Ipv6Addr, u8)>)>,
-    /// Accepted TCP states (`enum tcp_conntrack`: 3 = ESTABLISHED, …).
-    pub tcp_states: Option<Vec<u8>>,
+    /// TCP states (`enum tcp_conntrack`: 3 = ESTABLISHED, …), `State Accept|Ignore`.
+    pub tcp_states: Option<(Policy, Vec<u8>)>,
 }
 
 /// Why a filter could not be compiled.
@@ -184,6 +187,22 @@ impl Asm {
     }
 }
 
+/// libnetfilter_conntrack keeps at most this many IPv4 entries per direction (and drops the
+/// rest); we keep the same so that both daemons filter alike.
+pub const MAX_V4: usize = 127;
+/// Likewise for IPv6.
+pub const MAX_V6: usize = 20;
+
+fn limit(len: usize, max: usize, what: &str) -> usize {
+    if len > max {
+        warn!(
+            len,
+            max, "kernel-space filter: only the first {max} {what} entries are used"
+        );
+    }
+    len.min(max)
+}
+
 fn v4_mask(len: u8) -> Result<u32, FilterError> {
     match len {
         0 => Ok(0),
@@ -246,6 +265,7 @@ impl KernelFilter {
         if let Some((policy, nets)) = &self.v4 {
             let nets = nets
                 .iter()
+                .take(limit(nets.len(), MAX_V4, "IPv4"))
                 .map(|&(n, len)| Ok((u32::from(n), v4_mask(len)?)))
                 .collect::<Result<Vec<_>, FilterError>>()?;
             for field in [CTA_IP_V4_SRC, CTA_IP_V4_DST] {
@@ -274,6 +294,7 @@ impl KernelFilter {
         if let Some((policy, nets)) = &self.v6 {
             let nets = nets
                 .iter()
+                .take(limit(nets.len(), MAX_V6, "IPv6"))
                 .map(|&(n, len)| {
                     let o = n.octets();
                     let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
@@ -313,7 +334,7 @@ impl KernelFilter {
             }
         }
 
-        if let Some(states) = &self.tcp_states {
+        if let Some((policy, states)) = &self.tcp_states {
             let next = a.label();
             a.find(
                 &[CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE],
@@ -321,10 +342,17 @@ impl KernelFilter {
             );
             a.stmt(TAX, 0);
             a.stmt(LD_B_IND, NLA_HDRLEN);
+            let hit = if *policy == Policy::Accept {
+                next
+            } else {
+                reject
+            };
             for &s in states {
-                a.jeq_to(u32::from(s), next);
+                a.jeq_to(u32::from(s), hit);
             }
-            a.ja(reject);
+            if *policy == Policy::Accept {
+                a.ja(reject);
+            }
             a.bind(next);
         }
 
@@ -509,13 +537,21 @@ mod tests {
     #[test]
     fn test_tcp_states() {
         let f = KernelFilter {
-            tcp_states: Some(vec![3, 7]),
+            tcp_states: Some((Policy::Accept, vec![3, 7])),
             ..Default::default()
         };
         let p = f.compile().unwrap();
         assert_eq!(run(&p, &v4([1; 4], [2; 4], 6, Some(3))), RET_ACCEPT);
         assert_eq!(run(&p, &v4([1; 4], [2; 4], 6, Some(1))), RET_REJECT);
         // No protoinfo (UDP, or a destroy event): passes.
+        assert_eq!(run(&p, &v4([1; 4], [2; 4], 17, None)), RET_ACCEPT);
+        let ign = KernelFilter {
+            tcp_states: Some((Policy::Ignore, vec![1, 2])),
+            ..Default::default()
+        };
+        let p = ign.compile().unwrap();
+        assert_eq!(run(&p, &v4([1; 4], [2; 4], 6, Some(3))), RET_ACCEPT);
+        assert_eq!(run(&p, &v4([1; 4], [2; 4], 6, Some(2))), RET_REJECT);
         assert_eq!(run(&p, &v4([1; 4], [2; 4], 17, None)), RET_ACCEPT);
     }
 
@@ -525,7 +561,7 @@ mod tests {
         let f = KernelFilter {
             protocols: Some((Policy::Accept, vec![6])),
             v4: Some((Policy::Accept, vec![(Ipv4Addr::new(10, 0, 0, 0), 8)])),
-            tcp_states: Some(vec![3]),
+            tcp_states: Some((Policy::Accept, vec![3])),
             ..Default::default()
         };
         let p = f.compile().unwrap();
@@ -545,7 +581,7 @@ mod tests {
             protocols: Some((Policy::Accept, vec![6, 17])),
             v4: Some((Policy::Ignore, vec![(Ipv4Addr::new(10, 0, 0, 0), 8)])),
             v6: Some((Policy::Accept, vec![("2001:db8::".parse().unwrap(), 48)])),
-            tcp_states: Some(vec![3]),
+            tcp_states: Some((Policy::Accept, vec![3])),
         };
         let s = NetlinkSocket::open(NETLINK_NETFILTER).unwrap();
         s.attach_filter(&f.compile().unwrap()).unwrap();
