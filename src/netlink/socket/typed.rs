@@ -21,7 +21,7 @@ use crate::netlink::msg::{Payload, messages};
 pub struct DumpFilter {
     /// AF_INET / AF_INET6, or 0 for both.
     pub family: u8,
-    /// `(mark, mask)`: entries whose `mark & mask == mark`.
+    /// `(value, mask)`: entries whose `mark & mask == value` (as the kernel compares).
     pub mark: Option<(u32, u32)>,
     /// Only entries of this zone (absent zone = 0).
     pub zone: Option<u16>,
