@@ -14,5 +14,6 @@
 
 pub mod config;
 pub mod netlink;
+pub mod sync;
 pub mod sys;
 pub mod wire;
