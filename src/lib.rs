@@ -14,7 +14,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod netlink;
 pub mod runtime;
+pub mod sync;
 pub mod sys;
 pub mod wire;
