@@ -70,10 +70,26 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if needs_daemon {
-        // Honest refusal: the runtime (issue 3) and the control socket (issue 4) are not built
-        // yet.
-        anyhow::bail!("this mode is not implemented yet; only --check-config, -v and -h work");
+    match inv.command {
+        Command::Daemon { background } => {
+            // The daemon's threads log to stdout too: never hold its lock across the run.
+            drop(out);
+            for w in &conf.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            return match conntrackd::daemon::run(&conf, background) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("conntrackd: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            };
+        }
+        Command::Client(_) if needs_daemon => {
+            // The client side comes with the `ctl` branch.
+            anyhow::bail!("client requests are not implemented yet in this binary");
+        }
+        _ => {}
     }
     writeln!(out, "{}: OK: {}", inv.config.display(), conf.summary())?;
     Ok(ExitCode::SUCCESS)

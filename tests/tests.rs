@@ -4,5 +4,6 @@
 mod check_config;
 mod config;
 mod harness;
+mod interop;
 mod netlink_kernel;
 mod util;

@@ -11,6 +11,7 @@ pub mod eventfd;
 pub mod netlink;
 pub mod netns;
 pub mod sched;
+pub mod signal;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {

@@ -1,0 +1,75 @@
+//! Dispatch of received sync messages to the shard that owns them.
+//!
+//! The link thread runs the FTFW receive state machine (it shares the resend queue with the
+//! sender side, so both live in one thread); every accepted data message is decoded here,
+//! hashed with the same fixed-seed key hash as the netlink reader uses, and batched per
+//! shard, so the external-cache update happens on the shard's own worker without a lock.
+
+use super::placement::shard_of;
+use super::ring::Producer;
+use super::worker::PeerItem;
+use crate::daemon::convert;
+use crate::wire::{Kind, Message};
+
+/// Per-shard batches of peer items.
+#[derive(Debug)]
+pub struct Dispatcher {
+    rings: Vec<Producer<PeerItem>>,
+    pending: Vec<Vec<PeerItem>>,
+    /// Data messages whose payload could not be decoded.
+    pub malformed: u64,
+    /// Items dropped because a shard ring was full.
+    pub dropped: u64,
+}
+
+impl Dispatcher {
+    /// A dispatcher over one producer per shard.
+    pub fn new(rings: Vec<Producer<PeerItem>>) -> Self {
+        let pending = rings.iter().map(|_| Vec::new()).collect();
+        Self {
+            rings,
+            pending,
+            malformed: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Routes one accepted data message.
+    pub fn deliver(&mut self, m: &Message<'_>) {
+        let Kind::Data(msg_type) = m.kind() else {
+            return;
+        };
+        if !msg_type.is_ct() {
+            // Expectations are not replicated yet.
+            return;
+        }
+        let Ok(repr) = m.ct() else {
+            self.malformed += 1;
+            return;
+        };
+        let Some(key) = convert::key_of_wire(&repr) else {
+            self.malformed += 1;
+            return;
+        };
+        let s = shard_of(key.route_hash(), self.rings.len());
+        self.pending[s].push(PeerItem::Ct { msg_type, repr });
+    }
+
+    /// Asks every shard to queue its whole internal cache (a peer sent RESYNC).
+    pub fn resync_all(&mut self) {
+        for p in &mut self.pending {
+            p.push(PeerItem::Resync);
+        }
+    }
+
+    /// Pushes the pending batches.
+    pub fn flush(&mut self) {
+        for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
+            if !batch.is_empty() {
+                ring.push_batch(batch);
+                self.dropped += batch.len() as u64;
+                batch.clear();
+            }
+        }
+    }
+}
