@@ -14,11 +14,12 @@ pub mod events;
 pub mod exp;
 pub mod filter;
 pub mod msg;
-pub mod socket;
-
-pub use error::Error;
 pub mod name;
 pub mod protoinfo;
+pub mod socket;
 pub mod tuple;
+
 #[cfg(test)]
 mod vectors;
+
+pub use error::Error;

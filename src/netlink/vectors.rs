@@ -54,6 +54,11 @@ static VECTORS: &[(&str, &[u8])] = vectors![
     "ftp_exp_create.resp.bin",
     "ftp_exp_dump2.resp.bin",
     "ftp_exp_events.resp.bin",
+    "snat6_create.req.bin",
+    "snat6_dump.resp.bin",
+    "zone4_create.req.bin",
+    "zone4_dump.resp.bin",
+    "ftp6_exp_dump.resp.bin",
     "acct_dump.resp.bin",
     "acct_delete.req.bin",
     "acct_delete.resp.bin",
@@ -611,6 +616,47 @@ fn test_vector_nat() {
 }
 
 #[test]
+fn test_vector_nat6_tuple_zone() {
+    // IPv6 SNAT request: CTA_NAT_V6_MINIP, no ports.
+    let req = requested_ct("snat6_create.req.bin");
+    let want = NatRange {
+        min_ip: Some(ip("2001:db8::99")),
+        ..NatRange::default()
+    };
+    assert_eq!((req.family, req.nat_src), (AF_INET6, Some(want)));
+    assert_eq!(reparse_ct(&req), req);
+    let ct = dumped_ct("snat6_dump.resp.bin");
+    assert_eq!(
+        ct.reply,
+        Some(ports("2001:db8::20", "2001:db8::99", IPPROTO_TCP, 80, 1234))
+    );
+    assert_eq!(ct.status.unwrap() & IPS_SRC_NAT, IPS_SRC_NAT);
+
+    // --orig-zone 3: CTA_TUPLE_ZONE inside the original tuple only.
+    let req = requested_ct("zone4_create.req.bin");
+    assert_eq!(req.orig.zone, Some(3));
+    assert_eq!(reparse_ct(&req), req);
+    let dump = decode(vector("zone4_dump.resp.bin"));
+    let ct = dump
+        .iter()
+        .find_map(|d| match d {
+            Decoded::Ct { ct, .. } if ct.orig.l4proto == IPPROTO_UDP => Some(*ct),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        ct.orig,
+        Tuple {
+            zone: Some(3),
+            ..ports("10.1.1.1", "10.1.1.2", IPPROTO_UDP, 1, 2)
+        }
+    );
+    // Observed: no CTA_TUPLE_ZONE in the reply tuple and no top-level CTA_ZONE either.
+    assert_eq!((ct.reply.unwrap().zone, ct.zone), (None, None));
+    assert_eq!(reparse_ct(&ct), ct.writable());
+}
+
+#[test]
 fn test_vector_ftp_helper() {
     // A real TCP handshake over lo: real window scales and flags, and the ftp helper.
     let ct = dumped_ct("ftp_ct_dump.resp.bin");
@@ -802,6 +848,22 @@ fn test_vector_expectation() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn test_vector_expectation_ipv6() {
+    // The ftp helper's expectation from "EPRT |2|::1|51210|" over ::1.
+    let d = decode(vector("ftp6_exp_dump.resp.bin"));
+    let [Decoded::Exp { exp, .. }, Decoded::Done] = &d[..] else {
+        panic!("{d:?}")
+    };
+    assert_eq!(exp.family, AF_INET6);
+    assert_eq!(exp.master, ports("::1", "::1", IPPROTO_TCP, 40021, 21));
+    assert_eq!(exp.tuple, ports("::1", "::1", IPPROTO_TCP, 0, 51210));
+    let ones = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    assert_eq!(exp.mask, ports(ones, ones, IPPROTO_TCP, 0, 0xffff));
+    assert_eq!(exp.helper.unwrap().as_bytes(), b"ftp");
+    assert_eq!(reparse_exp(exp), exp.writable());
 }
 
 #[test]

@@ -98,6 +98,14 @@ ct dnat4_create -I -p udp -s 198.51.100.9 -d 203.0.113.5 --sport 40001 --dport 5
     --dst-nat 192.168.1.53:5353
 ct nat4_dump -L
 
+# IPv6 source NAT, and a per-direction zone (CTA_TUPLE_ZONE in the original tuple only).
+fresh
+ct snat6_create -I -p tcp -s 2001:db8::10 -d 2001:db8::20 --sport 1234 --dport 80 \
+    --state ESTABLISHED -t 100 --src-nat 2001:db8::99
+ct snat6_dump -L -f ipv6
+ct zone4_create -I -p udp -s 10.1.1.1 -d 10.1.1.2 --sport 1 --dport 2 -t 100 --orig-zone 3
+ct zone4_dump -L
+
 # A real FTP control connection over lo with the ftp helper attached by nft: real TCP window
 # scale / flags, helper name, and an expectation made by the helper (PORT command). Then an
 # expectation created with conntrack -I expect (the ftp helper allows one, so it replaces the
@@ -125,6 +133,21 @@ ct ftp_exp_create -I expect --orig-src 127.0.0.1 --orig-dst 127.0.0.1 -p tcp --s
 ct ftp_exp_dump2 -L expect
 wait
 python3 ./strace2bin.py "$T/ftp_exp_events.log" ./ftp_exp_events
+
+# The same over IPv6 (::1, EPRT): an IPv6 expectation.
+fresh
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" nft -f - <<NFT
+table inet t {
+  ct helper ftp-std { type "ftp" protocol tcp; }
+  chain out { type filter hook output priority 0; tcp dport 21 ct helper set "ftp-std"; }
+  chain pre { type filter hook prerouting priority 0; tcp dport 21 ct helper set "ftp-std"; }
+}
+NFT
+ip netns exec "$NS" python3 ./ftp_session.py 2 6 &
+sleep 1
+ct ftp6_exp_dump -L expect -f ipv6
+wait
 
 # Accounting and timestamps on: a real UDP flow over lo (two datagrams to a closed port), its
 # dump line (counters, start time) and its destroy event (counters, start and stop time).
