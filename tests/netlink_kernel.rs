@@ -236,6 +236,33 @@ fn nl_batch_errors_reported_by_index() {
 }
 
 #[test]
+fn nl_batch_lost_acks_are_errors_not_successes() {
+    let ns = ct_ns("nlack");
+    let mut h = handle(&ns);
+    // Shrink the receive buffer behind the handle's back: a 500-entry batch's ACKs (~840 B
+    // of buffer each) no longer fit, the kernel drops most of them and signals ENOBUFS.
+    h.socket().set_recv_buffer_force(8 * 1024).unwrap();
+    let cts: Vec<Conntrack> = (0..500)
+        .map(|i| tcp("10.11.0.1", "10.11.0.2", 1000 + i, 80))
+        .collect();
+    let r = h.create(&cts).unwrap();
+    assert_eq!(r.ok + r.errors.len(), 500);
+    assert!(r.ok < 500 && !r.errors.is_empty(), "ok {}", r.ok);
+    assert!(
+        r.errors
+            .iter()
+            .all(|(_, e)| errno_of(e) == Some(libc::ENOBUFS))
+    );
+    // The kernel did apply them all: an unknown outcome is reported as a failure, never as a
+    // success, so that the caller re-checks.
+    assert_eq!(ct_count(&ns), 500);
+    // The handle keeps working afterwards (stale ACKs are ignored).
+    h.socket().set_recv_buffer_force(4 << 20).unwrap();
+    h.flush_conntracks(AF_UNSPEC).unwrap();
+    assert_eq!(ct_count(&ns), 0);
+}
+
+#[test]
 fn nl_flush_by_family() {
     let ns = ct_ns("nlfl");
     let mut h = handle(&ns);
