@@ -270,9 +270,10 @@ impl EventSocket {
             })
     }
 
-    /// Drains the socket into `buf` without blocking, until it is empty or `buf` is nearly
-    /// full (give it at least 64 KiB), and returns the events. An overrun is handled here
-    /// (counted, buffer grown) and flagged in the batch.
+    /// Drains the socket into `buf` without blocking, until it is empty or `buf` has no room
+    /// for another 8 KiB slot (give it at least 64 KiB), and returns the events. Datagrams are
+    /// taken up to 64 per `recvmmsg`. An overrun is handled here (counted, buffer grown) and
+    /// flagged in the batch; so is, defensively, a datagram larger than its slot.
     pub fn recv_batch<'b>(&mut self, buf: &'b mut [u8]) -> Result<EventBatch<'b>, NlError> {
         let slot = EVENT_SLOT.min(buf.len());
         let mut meta = [RecvMeta::default(); RECV_MANY_MAX];

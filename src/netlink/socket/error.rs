@@ -38,7 +38,7 @@ impl From<KernelError> for io::Error {
 }
 
 /// The errno inside an error of this layer, whether it is a plain OS error or a
-/// [`KernelError`] wrapped by a [`BatchReport`].
+/// [`KernelError`] wrapped by a [`BatchReport`](super::BatchReport).
 pub fn errno_of(e: &io::Error) -> Option<i32> {
     e.raw_os_error().or_else(|| {
         e.get_ref()
