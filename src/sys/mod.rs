@@ -9,6 +9,8 @@ use std::io;
 
 pub mod netlink;
 pub mod netns;
+pub mod rtnetlink;
+pub mod socket;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
