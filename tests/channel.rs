@@ -588,3 +588,112 @@ fn open_refuses_channel_without_interface() {
     let local: SocketAddr = l.local_addr().unwrap();
     assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
 }
+
+#[test]
+fn interop_c_daemon_multicast_v6() {
+    let (a, b) = pair("chim6", "fd00:231::1/64", "fd00:231::2/64");
+    let conf = |iface: &str| {
+        format!(
+            "Sync {{\n\tMode FTFW {{ }}\n\tMulticast {{\n\t\tIPv6_address ff02::3780\n\
+             \t\tInterface {iface}\n\t\tGroup 3780\n\t\tChecksum on\n\t}}\n}}\n{}",
+            general("")
+        )
+    };
+    let c = CDaemon::start(&a, &conf("vA"));
+    let ours = parse_ours(&conf("vB"));
+    let mut pool = b
+        .run_in(|| LinkPool::open(ours.sync.as_ref().unwrap()))
+        .unwrap();
+    expect_c_traffic(pool.link_mut(0), &c);
+    expect_c_receives(pool.link_mut(0), &c);
+}
+
+#[test]
+fn interop_c_daemon_udp_v6_link_local() {
+    let (a, b) = pair("chiu6", "fe80::a/64", "fe80::b/64");
+    let c = CDaemon::start(
+        &a,
+        &udp_config("Mode FTFW { }", "vA", "fe80::a", "fe80::b", 3780),
+    );
+    let ours = parse_ours(&udp_config(
+        "Mode FTFW { }",
+        "vB",
+        "fe80::b",
+        "fe80::a",
+        3780,
+    ));
+    let mut pool = b
+        .run_in(|| LinkPool::open(ours.sync.as_ref().unwrap()))
+        .unwrap();
+    expect_c_traffic(pool.link_mut(0), &c);
+    expect_c_receives(pool.link_mut(0), &c);
+}
+
+/// RcvSocketBuffer / SndSocketBuffer use the FORCE options (the kernel doubles the value);
+/// loopback of the host namespace, nothing is sent.
+#[test]
+fn socket_buffers_are_forced() {
+    crate::util::require_root();
+    let mut c = chan(Transport::Udp, "lo", "127.0.0.1", Some("127.0.0.1"), 0);
+    c.rcv_buffer = Some(4 << 20);
+    c.snd_buffer = Some(3 << 20);
+    let l = channel::udp::open(&c).unwrap();
+    let rcv = conntrackd::sys::socket::get_int(
+        std::os::fd::AsFd::as_fd(&l),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+    )
+    .unwrap();
+    assert_eq!(rcv, 8 << 20);
+}
+
+/// Without any link monitor: a send that fails because the path is gone moves the pool to
+/// the backup at once and the datagram goes out there.
+#[test]
+fn redundant_links_fail_over_on_send_error() {
+    let a = NetNs::new("chsa");
+    let b = NetNs::new("chsb");
+    Veth::connect(&a, "vA1", "10.231.1.1/24", &b, "vB1", "10.231.1.2/24");
+    Veth::connect(&a, "vA2", "10.231.2.1/24", &b, "vB2", "10.231.2.2/24");
+    let mut pa = a.run_in(|| {
+        let links = [
+            chan(
+                Transport::Udp,
+                "vA1",
+                "10.231.1.1",
+                Some("10.231.1.2"),
+                3780,
+            ),
+            chan(
+                Transport::Udp,
+                "vA2",
+                "10.231.2.1",
+                Some("10.231.2.2"),
+                3780,
+            ),
+        ]
+        .iter()
+        .map(|c| channel::open_link(c, 0).unwrap())
+        .collect();
+        LinkPool::from_links(links, 0).unwrap()
+    });
+    let mut lb2 = open_in(
+        &b,
+        &chan(
+            Transport::Udp,
+            "vB2",
+            "10.231.2.2",
+            Some("10.231.2.1"),
+            3780,
+        ),
+    );
+    a.link_set("vA1", false);
+    assert_eq!(
+        pa.send_batch(&[&alive_datagram(5, 1), &alive_datagram(6, 1)])
+            .unwrap(),
+        2
+    );
+    assert_eq!((pa.current(), pa.failovers()), (1, 1));
+    assert_eq!(pa.link(0).stats().send_errors, 1);
+    assert_eq!(recv_seqs(&mut *lb2, 2, || {}), [5, 6]);
+}

@@ -356,6 +356,8 @@ impl Link for TcpLink {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
+                    // ECONNRESET and friends: the peer will reconnect.
+                    self.stats.recv_errors += 1;
                     self.peer = None;
                     self.rlen = 0;
                 }
