@@ -697,3 +697,31 @@ fn redundant_links_fail_over_on_send_error() {
     assert_eq!(pa.link(0).stats().send_errors, 1);
     assert_eq!(recv_seqs(&mut *lb2, 2, || {}), [5, 6]);
 }
+
+/// More than the socket buffers hold, in one call: partial writes end inside a datagram,
+/// the rest waits in the queue, and the stream still splits cleanly, in order.
+#[test]
+fn tcp_bulk_partial_writes_keep_framing() {
+    let (a, b) = pair("chtb", "10.231.1.1/24", "10.231.1.2/24");
+    let cb = chan(Transport::Tcp, "vB", "10.231.1.2", Some("10.231.1.1"), 3780);
+    let mut lb = open_in(&b, &cb);
+    let ca = chan(Transport::Tcp, "vA", "10.231.1.1", Some("10.231.1.2"), 3780);
+    let mut la = a.run_in(|| TcpLink::open(&ca, 1_000_000)).unwrap();
+    wait_until(T, "connected", || {
+        la.tick();
+        la.is_connected()
+    });
+    const PER: u32 = 175; // 1400-byte datagrams
+    const N: u32 = 4000; // 5.6 MB
+    let dgrams: Vec<Vec<u8>> = (0..N).map(|i| alive_datagram(i * PER, PER)).collect();
+    let refs: Vec<&[u8]> = dgrams.iter().map(Vec::as_slice).collect();
+    assert_eq!(la.send_batch(&refs).unwrap(), N as usize);
+    assert!(la.queued() > 0, "the socket took 5.6 MB at once?");
+    let got = recv_seqs(&mut *lb, (N * PER) as usize, || la.tick());
+    assert_eq!(got.len(), (N * PER) as usize);
+    assert!(got.iter().copied().eq(0..N * PER));
+    assert_eq!(la.queued(), 0);
+    assert_eq!(la.stats().datagrams_sent, u64::from(N));
+    assert_eq!(la.stats().queue_dropped, 0);
+    assert_eq!(lb.stats().bad_datagrams, 0);
+}

@@ -355,6 +355,96 @@ mod tests {
         assert_eq!(select(0, &[]), Selection::NoneAvailable);
     }
 
+    /// A link that only counts, failing sends with `fail` when set.
+    #[derive(Debug)]
+    struct Fake {
+        name: &'static str,
+        fail: Option<i32>,
+        stats: LinkStats,
+    }
+
+    impl Link for Fake {
+        fn send_batch(&mut self, d: &[&[u8]]) -> io::Result<usize> {
+            if let Some(e) = self.fail {
+                self.stats.send_errors += 1;
+                return Err(io::Error::from_raw_os_error(e));
+            }
+            self.stats.datagrams_sent += d.len() as u64;
+            Ok(d.len())
+        }
+        fn recv_batch(&mut self, _: &mut RecvBatch) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn recv_fds(&self) -> super::super::RecvFds<'_> {
+            super::super::RecvFds([None, None])
+        }
+        fn interface(&self) -> &str {
+            self.name
+        }
+        fn transport(&self) -> Transport {
+            Transport::Udp
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn stats(&self) -> &LinkStats {
+            &self.stats
+        }
+    }
+
+    fn fake(name: &'static str, fail: Option<i32>) -> Box<dyn Link> {
+        Box::new(Fake {
+            name,
+            fail,
+            stats: LinkStats::default(),
+        })
+    }
+
+    #[test]
+    fn test_pool_transitions() {
+        // Interface names that do not exist: every link starts DOWN, nothing to pick.
+        let links = vec![
+            fake("ctdfake0", Some(libc::ENETDOWN)),
+            fake("ctdfake1", None),
+        ];
+        let mut p = LinkPool::from_links(links, 0).unwrap();
+        assert_eq!(p.current(), 0);
+        assert_eq!(p.failovers(), 0);
+        assert_eq!(p.on_link_state("ctdfake0", true, true), Selection::Keep);
+        assert_eq!(p.on_link_state("ctdfake1", true, true), Selection::Keep);
+        // A path-down send error moves to the backup and the datagram goes there.
+        assert_eq!(p.send_batch(&[b"x", b"y"]).unwrap(), 2);
+        assert_eq!((p.current(), p.failovers()), (1, 1));
+        assert_eq!(p.link(1).stats().datagrams_sent, 2);
+        // Traffic from the peer on link 0 pulls us back (follow, not failover).
+        p.on_valid_message(0);
+        assert_eq!((p.current(), p.follows(), p.failovers()), (0, 1, 1));
+        // Carrier lost on 0: the next UP-or-RUNNING link takes over.
+        assert_eq!(
+            p.on_link_state("ctdfake0", true, false),
+            Selection::Switch(1)
+        );
+        // 1 goes down: 0 is UP (without carrier), which is enough for a candidate.
+        assert_eq!(
+            p.on_link_state("ctdfake1", false, false),
+            Selection::Switch(0)
+        );
+        assert_eq!(p.failovers(), 3);
+        let st = p.status();
+        assert_eq!((st[0].state, st[0].active), (IfState::NoCarrier, true));
+        assert_eq!((st[1].state, st[1].active), (IfState::Down, false));
+    }
+
+    #[test]
+    fn test_other_send_errors_do_not_fail_over() {
+        let links = vec![fake("ctdfake0", Some(libc::EAGAIN)), fake("ctdfake1", None)];
+        let mut p = LinkPool::from_links(links, 0).unwrap();
+        p.on_link_state("ctdfake0", true, true);
+        p.on_link_state("ctdfake1", true, true);
+        assert!(p.send_batch(&[b"x"]).is_err());
+        assert_eq!((p.current(), p.failovers()), (0, 0));
+    }
+
     #[test]
     fn test_render() {
         let st = LinkStatus {

@@ -318,14 +318,55 @@ impl TcpLink {
 impl Link for TcpLink {
     fn send_batch(&mut self, datagrams: &[&[u8]]) -> io::Result<usize> {
         self.tick();
-        for d in datagrams {
+        let mut done = 0;
+        // Fast path: nothing queued and connected, so write straight from the caller's
+        // buffers, up to BATCH_SIZE per sendmsg; only what the socket does not take is
+        // copied into the queue.
+        while done < datagrams.len() && self.queue.is_empty() {
+            let Client::Connected(fd) = &self.client else {
+                break;
+            };
+            let chunk = &datagrams[done..datagrams.len().min(done + batch::BATCH_SIZE)];
+            match socket::send_vectored(fd.as_fd(), chunk) {
+                Ok(mut n) => {
+                    self.stats.bytes_sent += n as u64;
+                    for d in chunk {
+                        if n >= d.len() {
+                            n -= d.len();
+                            done += 1;
+                            self.stats.datagrams_sent += 1;
+                        } else {
+                            if n > 0 {
+                                // Half of it is in the stream: it must be finished first.
+                                self.enqueue(d);
+                                self.head_off = n;
+                                done += 1;
+                            }
+                            break;
+                        }
+                    }
+                    if done < datagrams.len() && self.queue.is_empty() && n == 0 {
+                        // The socket is full.
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    // EPIPE, ECONNRESET and friends: recreate the socket later.
+                    self.stats.send_errors += 1;
+                    self.client = Client::Down;
+                }
+            }
+        }
+        for d in &datagrams[done..] {
             if !self.is_connected() {
                 // C counts a failed send as an error and queues the buffer.
                 self.stats.send_errors += 1;
             }
             self.enqueue(d);
-            self.flush();
         }
+        self.flush();
         Ok(datagrams.len())
     }
 

@@ -332,6 +332,37 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Writes up to [`BATCH_SIZE`] buffers back to back into a connected stream with one
+/// `sendmsg` (non-blocking, no SIGPIPE). Returns the bytes written, which may end inside a
+/// buffer.
+pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]]) -> io::Result<usize> {
+    let n = bufs.len().min(BATCH_SIZE);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: iovec is plain old data; all-zero is valid and used entries are filled below.
+    let mut iovs: [libc::iovec; BATCH_SIZE] = unsafe { mem::zeroed() };
+    for (iov, b) in iovs.iter_mut().zip(&bufs[..n]) {
+        // Read-only for a send, whatever the C type says.
+        iov.iov_base = b.as_ptr().cast_mut().cast();
+        iov.iov_len = b.len();
+    }
+    // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iovs.as_mut_ptr();
+    msg.msg_iovlen = n;
+    // SAFETY: `msg` points at `n` live iovecs over the caller's buffers, all of which
+    // outlive the call; the kernel only reads them.
+    let sent = cvt(unsafe {
+        libc::sendmsg(
+            fd.as_raw_fd(),
+            &raw const msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(sent as usize)
+}
+
 /// Sends up to [`BATCH_SIZE`] of `datagrams` with one `sendmmsg` call, each to `dest` (or to
 /// the connected peer if `None`). Returns how many the kernel took; the caller loops.
 pub fn sendmmsg(
