@@ -287,45 +287,57 @@ fn tcp_corrupt_stream_drops_connection() {
     });
 }
 
-/// Two veth pairs between A and B; UDP links on both; A's first link goes down mid-stream.
+/// The two links of side `me` (0 = A, 1 = B) of a redundant pair over vX1 and vX2, with
+/// subnets 10.231.1.0/24 and 10.231.2.0/24 (A is .1, B is .2).
+fn redundant_channels(t: Transport, me: usize) -> Vec<Channel> {
+    let side = ["A", "B"][me];
+    (1..=2)
+        .map(|l| {
+            let iface = format!("v{side}{l}");
+            let local = format!("10.231.{l}.{}", me + 1);
+            let peer = format!("10.231.{l}.{}", 2 - me);
+            if t == Transport::Multicast {
+                // The same group and port on both links: each link must only hear its own.
+                mcast4(&iface, "225.0.0.50", &local, 3780)
+            } else {
+                chan(t, &iface, &local, Some(&peer), 3780)
+            }
+        })
+        .collect()
+}
+
+/// Two veth pairs between A and B; A's first link goes down mid-stream.
 #[test]
-fn redundant_links_fail_over_and_receiver_follows() {
-    let a = NetNs::new("chfa");
-    let b = NetNs::new("chfb");
+fn redundant_udp_links_fail_over_and_receiver_follows() {
+    failover_scenario("chfu", Transport::Udp);
+}
+
+#[test]
+fn redundant_multicast_links_fail_over_and_receiver_follows() {
+    failover_scenario("chfm", Transport::Multicast);
+}
+
+#[test]
+fn redundant_tcp_links_fail_over_and_receiver_follows() {
+    failover_scenario("chft", Transport::Tcp);
+}
+
+fn failover_scenario(tag: &str, t: Transport) {
+    let a = NetNs::new(&format!("{tag}a"));
+    let b = NetNs::new(&format!("{tag}b"));
     Veth::connect(&a, "vA1", "10.231.1.1/24", &b, "vB1", "10.231.1.2/24");
     Veth::connect(&a, "vA2", "10.231.2.1/24", &b, "vB2", "10.231.2.2/24");
-    let sync_a = [
-        chan(
-            Transport::Udp,
-            "vA1",
-            "10.231.1.1",
-            Some("10.231.1.2"),
-            3780,
-        ),
-        chan(
-            Transport::Udp,
-            "vA2",
-            "10.231.2.1",
-            Some("10.231.2.2"),
-            3780,
-        ),
-    ];
-    let sync_b = [
-        chan(
-            Transport::Udp,
-            "vB1",
-            "10.231.1.2",
-            Some("10.231.1.1"),
-            3780,
-        ),
-        chan(
-            Transport::Udp,
-            "vB2",
-            "10.231.2.2",
-            Some("10.231.2.1"),
-            3780,
-        ),
-    ];
+    let sync_a = redundant_channels(t, 0);
+    let sync_b = redundant_channels(t, 1);
+    // B starts on its second link: the first valid message on link 0 makes it follow.
+    // B is opened first so that A's TCP clients find its listeners at once.
+    let mut pb = b.run_in(|| {
+        let links = sync_b
+            .iter()
+            .map(|c| channel::open_link(c, 0).unwrap())
+            .collect();
+        LinkPool::from_links(links, 1).unwrap()
+    });
     let (mut pa, mut mon_a) = a.run_in(|| {
         let links = sync_a
             .iter()
@@ -335,14 +347,6 @@ fn redundant_links_fail_over_and_receiver_follows() {
             LinkPool::from_links(links, 0).unwrap(),
             LinkMonitor::open().unwrap(),
         )
-    });
-    // B starts on its second link: the first valid message on link 0 makes it follow.
-    let mut pb = b.run_in(|| {
-        let links = sync_b
-            .iter()
-            .map(|c| channel::open_link(c, 0).unwrap())
-            .collect();
-        LinkPool::from_links(links, 1).unwrap()
     });
     let mut batch = RecvBatch::default();
     let mut got: Vec<(usize, u32)> = Vec::new();
@@ -361,6 +365,8 @@ fn redundant_links_fail_over_and_receiver_follows() {
             a.link_set("vA1", false);
         }
         mon_a.poll(&mut pa).unwrap();
+        pa.tick();
+        pb.tick();
         let ok = pa.send_batch(&[&alive_datagram(s, 1)]).is_ok();
         if ok && pa.failovers() > 0 {
             after_failover.push(s);
@@ -369,6 +375,7 @@ fn redundant_links_fail_over_and_receiver_follows() {
         drain(&mut pb, &mut got);
     }
     wait_until(T, "the last datagram", || {
+        pa.tick();
         drain(&mut pb, &mut got);
         got.last().is_some_and(|&(_, s)| s == 199)
     });
@@ -377,7 +384,10 @@ fn redundant_links_fail_over_and_receiver_follows() {
     assert!(after_failover.len() >= 90, "{after_failover:?}");
     let on_link1: Vec<u32> = got.iter().filter(|g| g.0 == 1).map(|g| g.1).collect();
     assert_eq!(on_link1, after_failover, "nothing lost after the failover");
-    assert!(got.iter().filter(|g| g.0 == 0).count() >= 95);
+    let on_link0: Vec<u32> = got.iter().filter(|g| g.0 == 0).map(|g| g.1).collect();
+    assert!(on_link0.len() >= 95, "{on_link0:?}");
+    // Link 0 heard nothing of link 1's traffic (multicast: same group and port on both).
+    assert!(on_link0.iter().all(|&s| s < 100), "{on_link0:?}");
     // The receiver followed: link 0 first, then link 1.
     assert_eq!(pb.current(), 1);
     assert_eq!(pb.follows(), 2);
@@ -386,10 +396,13 @@ fn redundant_links_fail_over_and_receiver_follows() {
     assert_eq!((st[1].state, st[1].active), (IfState::Running, true));
     let mut text = String::new();
     st[1].render(&mut text);
-    assert!(
-        text.starts_with("UDP traffic device=vA2 status=RUNNING role=ACTIVE:\n"),
-        "{text}"
-    );
+    let kind = match t {
+        Transport::Multicast => "multicast",
+        Transport::Tcp => "TCP",
+        _ => "UDP",
+    };
+    let want = format!("{kind} traffic device=vA2 status=RUNNING role=ACTIVE:\n");
+    assert!(text.starts_with(&want), "{text}");
     // Link 1 back up: the current link (2) is fine, so no change.
     a.link_set("vA1", true);
     wait_until(T, "the up notification", || {
