@@ -22,6 +22,7 @@ use super::linkstate::{IFF_RUNNING, IFF_UP, IfState};
 use super::{Link, LinkStats, RecvBatch, Transport, open_link};
 use crate::config;
 use crate::sys::socket;
+use crate::wire::Messages;
 
 /// What [`select`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,11 +225,20 @@ impl LinkPool {
         }
     }
 
-    /// Receives on link `idx` into `batch`; if anything valid arrived, that link becomes
-    /// current. Returns the number of valid datagrams.
+    /// Receives on link `idx` into `batch`; if a valid message arrived, that link becomes
+    /// current. Returns the number of datagrams in `batch`.
+    ///
+    /// "Valid" here is the framing level: a message with a correct header (a datagram made
+    /// only of wrong-version messages does not count). Finer checks belong to the sync
+    /// layer, which can call [`Self::on_valid_message`] itself.
     pub fn recv_batch(&mut self, idx: usize, batch: &mut RecvBatch) -> io::Result<usize> {
         let n = self.links[idx].recv_batch(batch)?;
-        if n > 0 {
+        // Only worth a second header walk when it could change something.
+        if idx != self.current
+            && batch
+                .iter()
+                .any(|r| Messages::new(r.bytes).any(|m| m.is_ok()))
+        {
             self.on_valid_message(idx);
         }
         Ok(n)
