@@ -285,6 +285,37 @@ mod tests {
         assert_eq!(message_run(&TWO[8..], 4), 16);
     }
 
+    /// recvmmsg on loopback: several datagrams per call, sources reported, a datagram
+    /// longer than its slot counted as bad (MSG_TRUNC), a bad one cut to its good prefix.
+    #[test]
+    fn test_recv_from_loopback() {
+        use std::net::{Ipv4Addr, UdpSocket};
+        use std::os::fd::AsFd;
+
+        let lo: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+        let rx = socket::socket(lo.ip(), libc::SOCK_DGRAM).unwrap();
+        socket::bind(rx.as_fd(), &lo).unwrap();
+        let to = socket::local_addr(rx.as_fd()).unwrap();
+        let tx = UdpSocket::bind(lo).unwrap();
+        let mut long = Vec::new();
+        for _ in 0..12 {
+            long.extend_from_slice(&TWO[..8]); // 96 bytes of ALIVEs
+        }
+        tx.send_to(&TWO, to).unwrap();
+        tx.send_to(&long, to).unwrap();
+        tx.send_to(&TWO[..20], to).unwrap();
+        let mut b = RecvBatch::new(64);
+        let mut bad = 0;
+        let (n, bytes) = b.recv_from(rx.as_fd(), &mut bad).unwrap();
+        assert_eq!((n, bytes, bad), (3, 24 + 64 + 20, 2));
+        let got: Vec<_> = b.iter().map(|r| r.bytes.len()).collect();
+        assert_eq!(got, [24, 8]);
+        assert_eq!(b.get(0).unwrap().from, Some(tx.local_addr().unwrap()));
+        let e = b.recv_from(rx.as_fd(), &mut bad).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(b.is_empty());
+    }
+
     #[test]
     fn test_push_and_iter() {
         let mut b = RecvBatch::new(64);

@@ -8,6 +8,8 @@
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+#[cfg(test)]
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::cvt;
@@ -485,4 +487,40 @@ pub fn recvmmsg(
         };
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn test_addr_roundtrip() {
+        for a in [
+            "10.231.1.1:3780",
+            "[fe80::1%7]:3780",
+            "[fd00:231::2]:0",
+            "0.0.0.0:65535",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let raw = RawAddr::new(&a);
+            assert_eq!(to_std(&raw.storage), Some(a));
+        }
+    }
+
+    #[test]
+    fn test_bind_local_addr_loopback() {
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let fd = socket(lo.ip(), libc::SOCK_DGRAM).unwrap();
+        bind(fd.as_fd(), &lo).unwrap();
+        let got = local_addr(fd.as_fd()).unwrap();
+        assert_eq!(got.ip(), lo.ip());
+        assert_ne!(got.port(), 0);
+        assert_eq!(if_index("lo").unwrap(), 1);
+        assert!(if_mtu(fd.as_fd(), "lo").unwrap() >= 1500);
+        assert!(if_flags(fd.as_fd(), "lo").unwrap() & libc::IFF_UP as u32 != 0);
+        assert!(if_index("no-such-if0").is_err());
+        assert!(ifreq("a-name-that-is-too-long").is_err());
+    }
 }
