@@ -379,7 +379,9 @@ impl Link for TcpLink {
         }
         while let Some((fd, _)) = &self.peer {
             if self.rlen == self.rbuf.len() {
-                // Cannot happen with whole messages ≤ 64 KiB, but never spin.
+                // Cannot happen: after a drain with room left only a partial message
+                // (< 64 KiB) stays. Never spin on it, and say so if it ever does.
+                self.stats.bad_datagrams += 1;
                 self.rlen = 0;
             }
             match socket::recv(fd.as_fd(), &mut self.rbuf[self.rlen..]) {
