@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod netlink;
 pub mod runtime;
 pub mod sys;
