@@ -3,6 +3,7 @@
 
 mod check_config;
 mod config;
+mod ctl;
 mod harness;
 mod netlink_kernel;
 mod util;
