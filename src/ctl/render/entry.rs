@@ -111,7 +111,7 @@ fn push_v6(out: &mut String, a: &Ipv6Addr) {
     }
 }
 
-fn push_addr(out: &mut String, a: &IpAddr) {
+pub(super) fn push_addr(out: &mut String, a: &IpAddr) {
     match a {
         IpAddr::V4(v4) => {
             let _ = write!(out, "{v4}");

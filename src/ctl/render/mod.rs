@@ -5,11 +5,14 @@
 //! * [`stats`] — every `-s` layout, as functions of plain counter structs the daemon fills;
 //! * [`entry`] — one `-i`/`-e` line per conntrack or expectation, in libnetfilter_conntrack's
 //!   default text format, plus the cache suffixes;
+//! * [`xml`] — the `-x` variant of those lines;
 //! * [`log`] — the `[ctime] (pid=N) [level] message` line of the log file and console.
 
 pub mod entry;
 pub mod log;
 pub mod stats;
+pub mod xml;
 
 pub use entry::{conntrack_line, dump_line, expect_line};
 pub use log::{LogLevel, ctime, log_line};
+pub use xml::conntrack_xml;
