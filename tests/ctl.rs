@@ -217,6 +217,11 @@ fn our_client_prints_what_the_c_client_prints() {
             expect_same_reply(ns, d, args);
         }
     }
+    // Unknown codes: the C daemon answers nothing, as our server does (see
+    // our_server_survives_bad_clients).
+    for code in [2, 27, 49, 99] {
+        assert_eq!(da.request(code).unwrap(), b"", "code {code}");
+    }
     // Not vacuous: the dumps compared above held the flows.
     let internal = expect_same_reply(&a, &da, &["-i"]);
     assert_eq!(test_flows(&internal), 3, "{internal}");
