@@ -573,3 +573,75 @@ C: {text}"
     drop(lock);
     assert!(!path.exists());
 }
+
+/// Holds every commit for `delay`, answers everything else at once.
+#[derive(Debug)]
+struct SlowCommit {
+    delay: Duration,
+}
+
+impl CtlHandler for SlowCommit {
+    fn handle(&self, code: RequestCode, out: &mut dyn Write) -> io::Result<()> {
+        if matches!(
+            code,
+            RequestCode::ALL_COMMIT | RequestCode::CT_COMMIT | RequestCode::EXP_COMMIT
+        ) {
+            thread::sleep(self.delay);
+            return Ok(());
+        }
+        writeln!(out, "code={}", code.0)
+    }
+}
+
+#[test]
+fn c_client_commit_blocks_while_others_are_served() {
+    require_root();
+    let (_dir, conf, sock) = client_conf();
+    let delay = Duration::from_millis(1500);
+    let _server = CtlServer::bind(&sock)
+        .unwrap()
+        .serve(Arc::new(SlowCommit { delay }))
+        .unwrap();
+    let t = Instant::now();
+    let commit = {
+        let conf = conf.clone();
+        thread::spawn(move || {
+            Command::new(C_CONNTRACKD)
+                .arg("-C")
+                .arg(&conf)
+                .arg("-c")
+                .output()
+                .unwrap()
+        })
+    };
+    // While the commit runs, the C client's -s is answered at once.
+    thread::sleep(Duration::from_millis(200));
+    let t_stats = Instant::now();
+    let out = Command::new(C_CONNTRACKD)
+        .arg("-C")
+        .arg(&conf)
+        .arg("-s")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "code=21\n");
+    assert!(
+        t_stats.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        t_stats.elapsed()
+    );
+    assert!(!commit.is_finished(), "-c returned before the commit ended");
+    // -c returns (exit 0, no output) only when the handler is done.
+    let out = commit.join().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(t.elapsed() >= delay, "{:?}", t.elapsed());
+    // Our client blocks the same way.
+    let t = Instant::now();
+    let out = Command::new(OUR_CONNTRACKD)
+        .arg("-C")
+        .arg(&conf)
+        .arg("-c")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+    assert!(t.elapsed() >= delay, "{:?}", t.elapsed());
+}
