@@ -645,3 +645,44 @@ fn c_client_commit_blocks_while_others_are_served() {
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
     assert!(t.elapsed() >= delay, "{:?}", t.elapsed());
 }
+
+#[test]
+fn our_client_matches_c_client_on_expectations() {
+    // client --(10.231.3.0/24)-- a (FTP server, helper, daemon) --(10.231.2.0/24)-- b
+    let a = NetNs::new("xea");
+    let b = NetNs::new("xeb");
+    let _sync = Veth::connect(&a, "vcA", "10.231.2.1/24", &b, "vcB", "10.231.2.2/24");
+    let client = NetNs::new("xec");
+    Veth::connect(&client, "vfC", "10.231.3.1/24", &a, "vfS", "10.231.3.2/24");
+    enable_conntrack(&client);
+    crate::util::enable_conntrack_with_ftp(&a);
+    enable_conntrack(&b);
+    let sync = "Mode FTFW { }\n\tOptions { ExpectationSync on }";
+    let da = CDaemon::start(
+        &a,
+        &udp_config(sync, "vcA", "10.231.2.1", "10.231.2.2", 3797),
+    );
+    let db = CDaemon::start(
+        &b,
+        &udp_config(sync, "vcB", "10.231.2.2", "10.231.2.1", 3797),
+    );
+    let session = crate::util::make_expectation(&client, &a, "10.231.3.2".parse().unwrap(), 50003);
+    session.expect_expectation(&a);
+    wait_until(
+        Duration::from_secs(5),
+        "expectation in b's external cache",
+        || db.expect_ctl(&["-e", "expect"]).contains("dport=50003"),
+    );
+    for args in [
+        &["-i", "expect"][..],
+        &["-i", "expect", "-x"],
+        &["-s", "expect"],
+    ] {
+        let text = expect_same_reply(&a, &da, args);
+        assert!(!text.is_empty(), "{args:?}");
+    }
+    for args in [&["-e", "expect"][..], &["-e", "expect", "-x"]] {
+        let text = expect_same_reply(&b, &db, args);
+        assert!(text.contains("50003"), "{args:?}: {text}");
+    }
+}

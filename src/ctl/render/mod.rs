@@ -15,4 +15,4 @@ pub mod xml;
 
 pub use entry::{conntrack_line, dump_line, expect_line};
 pub use log::{LogLevel, ctime, log_line};
-pub use xml::conntrack_xml;
+pub use xml::{conntrack_xml, expect_xml};

@@ -7,6 +7,9 @@
 //! GRE, nothing for ICMP); an unknown reply tuple (external cache) prints as protocol 0
 //! `unknown` with empty addresses. Then an `independent` meta with `<state>`, `<timeout>`,
 //! `<mark>`, `<zone>`, `<use>`, `<id>`, `<assured/>`, `<unreplied/>` as present.
+//! Expectations ([`expect_xml`]): one `<flow>` with `<layer3>` and `<layer4>` each holding
+//! `<expected>`, `<mask>` and `<master>`, then `<meta>` with `<helper-name>`, `<timeout>`,
+//! `<class>`, `<zone>` and the `<permanent/>`/`<inactive/>`/`<userspace/>` flags.
 //! Quirk kept: SCTP and DCCP states are named from the TCP table (SCTP ESTABLISHED = 4
 //! prints `FIN_WAIT`). Timestamps, secmark, secctx and labels are not rendered (not carried
 //! by [`Conntrack`], or never cached by the daemon).
@@ -20,6 +23,7 @@ use crate::netlink::consts::{
     IPS_ASSURED, IPS_SEEN_REPLY,
 };
 use crate::netlink::ct::{Conntrack, Counters};
+use crate::netlink::exp::Expectation;
 use crate::netlink::protoinfo::ProtoInfo;
 use crate::netlink::tuple::{L4, Tuple};
 
@@ -133,6 +137,89 @@ pub fn conntrack_xml(ct: &Conntrack) -> String {
         let _ = write!(out, "<meta direction=\"independent\">{meta}</meta>");
     }
     out.push_str("</flow>");
+    out
+}
+
+fn push_addrs(out: &mut String, tag: &str, t: &Tuple) {
+    let _ = write!(out, "<{tag}><src>");
+    push_addr(out, &t.src);
+    out.push_str("</src><dst>");
+    push_addr(out, &t.dst);
+    let _ = write!(out, "</dst></{tag}>");
+}
+
+fn push_ports(out: &mut String, tag: &str, t: &Tuple) {
+    let _ = write!(out, "<{tag}>");
+    let (sport, dport) = match t.l4 {
+        L4::Ports { sport, dport } => (sport, dport),
+        _ => (0, 0),
+    };
+    match t.l4proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_UDPLITE | IPPROTO_SCTP | IPPROTO_DCCP => {
+            let _ = write!(out, "<sport>{sport}</sport><dport>{dport}</dport>");
+        }
+        IPPROTO_GRE => {
+            let _ = write!(
+                out,
+                "<srckey>{sport:#x}</srckey><dstkey>{dport:#x}</dstkey>"
+            );
+        }
+        _ => {}
+    }
+    let _ = write!(out, "</{tag}>");
+}
+
+/// The XML text of an expectation, without a newline.
+pub fn expect_xml(exp: &Expectation) -> String {
+    let mut out = String::with_capacity(640);
+    let (l3num, l3name) = match exp.tuple.src {
+        IpAddr::V4(_) => (2, "ipv4"),
+        IpAddr::V6(_) => (10, "ipv6"),
+    };
+    let _ = write!(
+        out,
+        "<flow><layer3 protonum=\"{l3num}\" protoname=\"{l3name}\">"
+    );
+    push_addrs(&mut out, "expected", &exp.tuple);
+    push_addrs(&mut out, "mask", &exp.mask);
+    push_addrs(&mut out, "master", &exp.master);
+    let proto = exp.tuple.l4proto;
+    let _ = write!(
+        out,
+        "</layer3><layer4 protonum=\"{proto}\" protoname=\"{}\">",
+        proto_name(proto)
+    );
+    push_ports(&mut out, "expected", &exp.tuple);
+    push_ports(&mut out, "mask", &exp.mask);
+    push_ports(&mut out, "master", &exp.master);
+    out.push_str("</layer4><meta>");
+    if let Some(h) = &exp.helper {
+        let _ = write!(
+            out,
+            "<helper-name>{}</helper-name>",
+            h.as_bytes().escape_ascii()
+        );
+    }
+    if let Some(t) = exp.timeout {
+        let _ = write!(out, "<timeout>{t}</timeout>");
+    }
+    if let Some(c) = exp.class {
+        let _ = write!(out, "<class>{c}</class>");
+    }
+    if let Some(z) = exp.zone {
+        let _ = write!(out, "<zone>{z}</zone>");
+    }
+    let flags = exp.flags.unwrap_or(0);
+    for (bit, tag) in [
+        (0x1, "<permanent/>"),
+        (0x2, "<inactive/>"),
+        (0x4, "<userspace/>"),
+    ] {
+        if flags & bit != 0 {
+            out.push_str(tag);
+        }
+    }
+    out.push_str("</meta></flow>");
     out
 }
 
@@ -286,6 +373,54 @@ mod tests {
         assert!(
             xml.ends_with("<meta direction=\"independent\"><mark>9</mark><assured/></meta></flow>")
         );
+    }
+
+    #[test]
+    fn test_expectation_golden() {
+        // Debian's conntrackd 1.4.7, `-i expect -x` and `-e expect -x` (same text) for the
+        // expectation of an FTP passive session (tests/ctl.rs makes the same one).
+        let exp = Expectation {
+            class: Some(0),
+            helper: Some("ftp".try_into().unwrap()),
+            ..Expectation::new(
+                AF_INET,
+                tuple("10.231.3.1", "10.231.3.2", IPPROTO_TCP, ports(60570, 21)),
+                tuple("10.231.3.1", "10.231.3.2", IPPROTO_TCP, ports(0, 50003)),
+                tuple(
+                    "255.255.255.255",
+                    "255.255.255.255",
+                    IPPROTO_TCP,
+                    ports(0, 65535),
+                ),
+            )
+        };
+        assert_eq!(
+            expect_xml(&exp),
+            "<flow><layer3 protonum=\"2\" protoname=\"ipv4\"><expected><src>10.231.3.1</src>\
+             <dst>10.231.3.2</dst></expected><mask><src>255.255.255.255</src>\
+             <dst>255.255.255.255</dst></mask><master><src>10.231.3.1</src>\
+             <dst>10.231.3.2</dst></master></layer3><layer4 protonum=\"6\" protoname=\"tcp\">\
+             <expected><sport>0</sport><dport>50003</dport></expected><mask><sport>0</sport>\
+             <dport>65535</dport></mask><master><sport>60570</sport><dport>21</dport></master>\
+             </layer4><meta><helper-name>ftp</helper-name><class>0</class></meta></flow>"
+        );
+        // And the plain line of the same object.
+        assert_eq!(
+            crate::ctl::render::entry::expect_line(&exp),
+            "proto=6 src=10.231.3.1 dst=10.231.3.2 sport=0 dport=50003 \
+             mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 \
+             master-src=10.231.3.1 master-dst=10.231.3.2 sport=60570 dport=21 class=0 \
+             helper=ftp"
+        );
+        let flagged = Expectation {
+            flags: Some(0x5),
+            timeout: Some(30),
+            ..exp
+        };
+        assert!(expect_xml(&flagged).ends_with(
+            "<meta><helper-name>ftp</helper-name><timeout>30</timeout><class>0</class>\
+             <permanent/><userspace/></meta></flow>"
+        ));
     }
 
     #[test]
