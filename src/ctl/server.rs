@@ -380,6 +380,38 @@ mod tests {
         std::env::temp_dir().join(format!("ctd-srv-{}-{tag}", std::process::id()))
     }
 
+    struct Panicky;
+
+    impl CtlHandler for Panicky {
+        fn handle(&self, code: RequestCode, out: &mut dyn Write) -> io::Result<()> {
+            if code == RequestCode::KILL {
+                panic!("handler bug");
+            }
+            writeln!(out, "ok")
+        }
+    }
+
+    #[test]
+    fn test_handler_panic_is_contained() {
+        let path = temp_sock("panic");
+        let opts = ServerOptions {
+            max_connections: 1,
+            ..Default::default()
+        };
+        let handle = CtlServer::bind_with(&path, opts)
+            .unwrap()
+            .serve(Arc::new(Panicky))
+            .unwrap();
+        // The panicking connection is closed without a reply, and its slot (the only one)
+        // comes back.
+        assert_eq!(ask(&path, &20i32.to_ne_bytes()), b"");
+        assert_eq!(ask(&path, &21i32.to_ne_bytes()), b"ok\n");
+        assert_eq!(ask(&path, &20i32.to_ne_bytes()), b"");
+        assert_eq!(ask(&path, &21i32.to_ne_bytes()), b"ok\n");
+        drop(handle);
+        assert!(!path.exists());
+    }
+
     #[test]
     fn test_serve_and_shutdown() {
         let path = temp_sock("basic");
