@@ -762,3 +762,48 @@ fn bypass_and_inject_blocks_match_the_c_daemon() {
     assert_eq!(fixed(&ours), fixed(&c), "C printed:\n{c}");
     assert!(c.starts_with("internal bypass:\n"), "{c}");
 }
+
+#[test]
+fn tcp_link_header_matches_the_c_daemon() {
+    use conntrackd::ctl::render::stats::{ActiveLink, ChannelKind, LinkCounters, active_link};
+    let a = NetNs::new("tca");
+    let b = NetNs::new("tcb");
+    let _veth = Veth::connect(&a, "vtA", "10.231.9.1/24", &b, "vtB", "10.231.9.2/24");
+    let tcp = |conf: String| conf.replace("\tUDP {", "\tTCP {");
+    let mode = "Mode NOTRACK { }";
+    let da = CDaemon::start(
+        &a,
+        &tcp(udp_config(mode, "vtA", "10.231.9.1", "10.231.9.2", 3800)),
+    );
+    let db = CDaemon::start(
+        &b,
+        &tcp(udp_config(mode, "vtB", "10.231.9.2", "10.231.9.1", 3800)),
+    );
+    // Both sides connect to each other; wait until a reports both directions up.
+    wait_until(Duration::from_secs(10), "TCP link connected", || {
+        da.expect_ctl(&["-s"])
+            .contains("server=connected client=connected")
+    });
+    let c = expect_same_reply(&a, &da, &["-s"]);
+    let header = c
+        .lines()
+        .find(|l| l.starts_with("TCP traffic"))
+        .unwrap_or_else(|| panic!("{c}"));
+    let mut ours = String::new();
+    active_link(
+        &mut ours,
+        &ActiveLink {
+            kind: ChannelKind::Tcp,
+            device: "vtA".into(),
+            tcp_connected: Some((true, true)),
+            counters: LinkCounters::default(),
+        },
+    );
+    assert_eq!(ours.lines().next().unwrap(), header);
+    let link = expect_same_reply(&a, &da, &["-s", "link"]);
+    assert!(
+        link.starts_with("TCP traffic device=vtA status=RUNNING role=ACTIVE:\n"),
+        "{link}"
+    );
+    drop(db);
+}
