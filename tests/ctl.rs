@@ -312,14 +312,26 @@ fn our_client_without_daemon_exits_1() {
     let text = format!("{}Stats {{\n\tLogFile off\n}}\n", general(""))
         .replace(DIR, &dir.path().to_string_lossy());
     fs::write(&conf, text).unwrap();
-    for bin in [OUR_CONNTRACKD, C_CONNTRACKD] {
+    // Without a UNIX block there is no path at all: same message, same status.
+    let no_unix = dir.join("no-unix.conf");
+    let text = format!(
+        "General {{\n\tLogFile off\n\tLockFile {}/lock\n}}\nStats {{\n\tLogFile off\n}}\n",
+        dir.path().display()
+    );
+    fs::write(&no_unix, text).unwrap();
+    for (bin, conf) in [
+        (OUR_CONNTRACKD, &conf),
+        (C_CONNTRACKD, &conf),
+        (OUR_CONNTRACKD, &no_unix),
+        (C_CONNTRACKD, &no_unix),
+    ] {
         let out = Command::new(bin)
             .arg("-C")
-            .arg(&conf)
+            .arg(conf)
             .arg("-s")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{bin}: {out:?}");
+        assert_eq!(out.status.code(), Some(1), "{bin} {conf:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{bin}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         // `[Wed Nov 25 11:42:35 2026] (pid=N) [ERROR] can't connect: …`

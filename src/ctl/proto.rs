@@ -5,7 +5,7 @@
 //! closes the connection, so the only thing to decode is the request.
 //!
 //! The bytes come from any local process that can open the socket, so they are untrusted:
-//! [`Request::new_checked`] checks the length before [`Request::code`] reads it, and nothing
+//! [`Packet::new_checked`] checks the length before [`Packet::code`] reads it, and nothing
 //! here panics on any input. Codes are an open newtype ([`RequestCode`]): a value nobody knows
 //! still decodes, and [`RequestCode::is_known`] tells the server whether to dispatch it.
 
@@ -268,15 +268,15 @@ impl fmt::Display for ProtoError {
 
 impl std::error::Error for ProtoError {}
 
-/// A view over the bytes of one request.
+/// A view over the bytes of one request (named as smoltcp's wire views).
 ///
-/// After [`Request::new_checked`] (or [`Request::check_len`]) succeeds, no accessor panics.
+/// After [`Packet::new_checked`] (or [`Packet::check_len`]) succeeds, no accessor panics.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<T: AsRef<[u8]>> {
+pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-impl<T: AsRef<[u8]>> Request<T> {
+impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it; call [`Self::check_len`] before reading.
     pub const fn new_unchecked(buffer: T) -> Self {
         Self { buffer }
@@ -311,7 +311,7 @@ impl<T: AsRef<[u8]>> Request<T> {
 /// Decodes a request and refuses codes the daemon does not define; extra bytes after the
 /// first four are ignored, as the C daemon reads exactly four.
 pub fn decode(bytes: &[u8]) -> Result<RequestCode, ProtoError> {
-    let code = Request::new_checked(bytes)?.code();
+    let code = Packet::new_checked(bytes)?.code();
     if code.is_known() {
         Ok(code)
     } else {
