@@ -352,6 +352,28 @@ mod tests {
     }
 
     #[test]
+    fn test_any_bytes_never_panic() {
+        // A seeded xorshift stands in for a fuzzer: every length 0..=8, every byte pattern
+        // family; decode must answer, and agree with the checked view.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bytes = x.to_le_bytes();
+            let len = (x >> 60) as usize % 9;
+            let input = &bytes[..len];
+            match decode(input) {
+                Ok(code) => assert!(code.is_known() && len >= REQUEST_LEN),
+                Err(ProtoError::Short { len: l }) => assert_eq!(l, len),
+                Err(ProtoError::Unknown(code)) => {
+                    assert_eq!(Packet::new_checked(input).unwrap().code(), code);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn test_table_matches_reference() {
         // control-and-cli.md §1.3: 0, 1 and 16..=48.
         let codes: Vec<i32> = RequestCode::ALL.iter().map(|c| c.0).collect();
