@@ -24,8 +24,9 @@
 //! while the kernel's listen backlog holds the rest. A silent client costs one slot for
 //! [`ServerOptions::read_timeout`], and a flood of clients is served in turn.
 //!
-//! The listen backlog is std's (on Linux the kernel's `somaxconn`, at least 128), not the C
-//! daemon's 100: std offers no knob, and a longer queue only means fewer refused clients.
+//! The listen backlog is whatever std's `UnixListener::bind` asks for (at least 128 on
+//! Linux), not the C daemon's 100: std offers no knob without `unsafe`, and a longer queue
+//! only means fewer refused clients.
 
 use std::fs;
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
