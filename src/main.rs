@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 
 fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let needs_daemon = match inv.command {
+    match inv.command {
         Command::Version => {
             writeln!(
                 out,
@@ -54,9 +54,8 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             out.write_all(cli::USAGE.as_bytes())?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::CheckConfig => false,
-        Command::Daemon { .. } | Command::Client(_) => true,
-    };
+        Command::CheckConfig | Command::Daemon { .. } | Command::Client(_) => {}
+    }
     // As the C daemon, every mode (client ones included) parses the whole file first and
     // refuses to go on when it is broken.
     let conf = match config::load(&inv.config) {
@@ -85,9 +84,9 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Client(_) if needs_daemon => {
-            // The client side comes with the `ctl` branch.
-            anyhow::bail!("client requests are not implemented yet in this binary");
+        Command::Client(req) => {
+            drop(out);
+            return conntrackd::ctl::client::run(&conf, req);
         }
         _ => {}
     }
