@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod filter;
 pub mod netlink;
 pub mod sys;
 pub mod wire;
