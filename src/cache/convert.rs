@@ -214,7 +214,7 @@ pub fn wire_from_kernel(ct: &Conntrack, p: &SendPolicy) -> Repr {
         }
     }
     if let Some(rep) = &ct.reply {
-        nat_from_reply(&mut r, status, o, rep);
+        nat_from_reply(&mut r, ct.status, o, rep);
     }
     if let (Some(a), Some(b)) = (ct.seq_adj_orig, ct.seq_adj_reply) {
         r.nat_seq_adj = Some(NatSeqAdj {
@@ -246,11 +246,25 @@ pub fn wire_from_kernel(ct: &Conntrack, p: &SendPolicy) -> Repr {
     r
 }
 
+/// The library's `l4src.all` / `l4dst.all` of a tuple as host-order u16s: ports, or for
+/// ICMP the id (source side) and type/code (destination side, type in the high byte as the
+/// two bytes sit in memory). The port-NAT predicates compare these raw unions.
+fn l4_all(t: &Tuple) -> (u16, u16) {
+    match t.l4 {
+        L4::Ports { sport, dport } => (sport, dport),
+        L4::Icmp { ty, code, id } | L4::Icmpv6 { ty, code, id } => {
+            (id, u16::from(ty) << 8 | u16::from(code))
+        }
+        L4::None => (0, 0),
+    }
+}
+
 /// NAT attributes from the reply tuple, gated by family and the NAT-done status bits
-/// (libnetfilter_conntrack's `NFCT_GOPT_IS_SNAT/DNAT/SPAT/DPAT`, wire-protocol.md §6.2 #8).
-fn nat_from_reply(r: &mut Repr, status: u32, o: &Tuple, rep: &Tuple) {
-    let snat = status & IPS_SRC_NAT_DONE != 0;
-    let dnat = status & IPS_DST_NAT_DONE != 0;
+/// (libnetfilter_conntrack's `NFCT_GOPT_IS_SNAT/DNAT/SPAT/DPAT`, wire-protocol.md §6.2 #8;
+/// an unknown status counts as "done").
+fn nat_from_reply(r: &mut Repr, status: Option<u32>, o: &Tuple, rep: &Tuple) {
+    let snat = status.is_none_or(|s| s & IPS_SRC_NAT_DONE != 0);
+    let dnat = status.is_none_or(|s| s & IPS_DST_NAT_DONE != 0);
     if snat && rep.dst != o.src {
         match rep.dst {
             IpAddr::V4(a) => r.snat_ipv4 = Some(a),
@@ -263,22 +277,14 @@ fn nat_from_reply(r: &mut Repr, status: u32, o: &Tuple, rep: &Tuple) {
             IpAddr::V6(a) => r.dnat_ipv6 = Some(a),
         }
     }
-    // Port NAT only for port tuples: ICMP ids share the library's union, but comparing an
-    // id with a type/code there is meaningless.
-    if let (
-        L4::Ports { sport, dport },
-        L4::Ports {
-            sport: rs,
-            dport: rd,
-        },
-    ) = (o.l4, rep.l4)
-    {
-        if snat && rd != sport {
-            r.spat_port = Some(rd);
-        }
-        if dnat && rs != dport {
-            r.dpat_port = Some(rs);
-        }
+    // The library compares the raw L4 unions, so a NATed ICMP flow (id vs. type/code) gets
+    // SPAT/DPAT too; C receivers expect exactly that, so do the same.
+    let ((osrc, odst), (rsrc, rdst)) = (l4_all(o), l4_all(rep));
+    if snat && rdst != osrc {
+        r.spat_port = Some(rdst);
+    }
+    if dnat && rsrc != odst {
+        r.dpat_port = Some(rsrc);
     }
 }
 
@@ -330,7 +336,11 @@ pub const fn icmp_reply_type(v6: bool, ty: u8) -> u8 {
     }
 }
 
-/// The timeout of a created entry (sync-modes.md §6 step 4, §5.3).
+/// The timeout of a created entry (sync-modes.md §6 step 4, §5.3), as 1.4.7 computes it:
+/// `CommitTimeout` if set; else the message's timeout minus the age since the last update,
+/// where a negative age (clock stepped back) counts as 60 s and a negative result becomes
+/// 60 s; a result of exactly 0 is not sent, so the cached (message) timeout stays. Inject
+/// uses the message's timeout as is.
 pub fn commit_timeout(r: &Repr, now: Secs, last_update: Secs, p: &CommitPolicy) -> Option<u32> {
     if p.kind != CommitKind::Commit {
         return r.timeout;
@@ -338,13 +348,15 @@ pub fn commit_timeout(r: &Repr, now: Secs, last_update: Secs, p: &CommitPolicy) 
     if p.commit_timeout != 0 {
         return Some(p.commit_timeout);
     }
-    let t = r.timeout?;
-    // Clock going backwards counts as negative too.
-    let age = now.checked_sub(last_update);
-    Some(match age.and_then(|a| t.checked_sub(a)) {
-        Some(left) => left,
-        None => EXPIRED_COMMIT_TIMEOUT,
-    })
+    let age = i64::from(now) - i64::from(last_update);
+    let age = if age < 0 { 60 } else { age };
+    let left = i64::from(r.timeout.unwrap_or(0)) - age;
+    match left {
+        ..0 => Some(EXPIRED_COMMIT_TIMEOUT),
+        0 => r.timeout,
+        // Fits: at most the u32 message timeout.
+        _ => Some(left as u32),
+    }
 }
 
 /// The kernel CREATE (or inject UPDATE) conntrackd builds from a replicated entry

@@ -335,7 +335,7 @@ pub trait Stored: Sized {
     fn pack(r: &Self::Repr) -> Self;
     /// Unpacks, identity from `key`.
     fn unpack(&self, key: &Self::Key) -> Self::Repr;
-    /// Merges an update (sync-modes.md §1.2).
+    /// Applies an update to the unpacked form (sync-modes.md §1.2).
     fn merge(old: &mut Self::Repr, upd: &Self::Repr);
     /// True if committed in the second pass (has a master, sync-modes.md §6).
     fn is_related(&self) -> bool;
@@ -367,8 +367,10 @@ impl Stored for ExpRepr {
     fn unpack(&self, _key: &ExpKey) -> Self {
         *self
     }
+    /// 1.4.7 copies the whole received expectation over the cached one (no per-attribute
+    /// merge for expectations, unlike conntracks).
     fn merge(old: &mut Self, upd: &Self) {
-        merge_exp(old, upd);
+        *old = *upd;
     }
     fn is_related(&self) -> bool {
         false
@@ -392,45 +394,6 @@ pub struct Obj<V> {
 pub type CtEntry = Obj<CtAttrs>;
 /// A cached expectation (few of them: stored as they travel).
 pub type ExpEntry = Obj<ExpRepr>;
-
-/// Merges an expectation update: every part present in `upd` overwrites.
-pub fn merge_exp(old: &mut ExpRepr, upd: &ExpRepr) {
-    macro_rules! take {
-        ($($f:ident).*) => {$( if upd.$f.is_some() { old.$f = upd.$f; } )*};
-    }
-    for (o, u) in [
-        (&mut old.master, &upd.master),
-        (&mut old.expect, &upd.expect),
-        (&mut old.mask, &upd.mask),
-    ] {
-        if u.addrs.is_some() {
-            o.addrs = u.addrs;
-        }
-        if u.l4proto.is_some() {
-            o.l4proto = u.l4proto;
-        }
-        if u.ports.is_some() {
-            o.ports = u.ports;
-        }
-    }
-    take!(timeout);
-    take!(flags);
-    take!(class);
-    take!(helper_name);
-    take!(expect_fn);
-    if upd.nat.addrs.is_some() {
-        old.nat.addrs = upd.nat.addrs;
-    }
-    if upd.nat.l4proto.is_some() {
-        old.nat.l4proto = upd.nat.l4proto;
-    }
-    if upd.nat.ports.is_some() {
-        old.nat.ports = upd.nat.ports;
-    }
-    if upd.nat.dir.is_some() {
-        old.nat.dir = upd.nat.dir;
-    }
-}
 
 /// Merges an update into `old` (sync-modes.md §1.2): every attribute present in `upd`
 /// overwrites, absent ones keep their old value.

@@ -220,15 +220,20 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
         let t = &mut self.t;
         let existing = t.map.get(&key).map(|o| o.meta);
         match ev {
+            // UPDATE on a live object merges (received attributes overwrite).
+            KernelEvent::Update if existing.is_some_and(|m| m.status != ObjStatus::Dead) => {
+                t.merge(now, &key, r);
+                mark(t, key, replicate)
+            }
+            // NEW always starts a fresh object (a live predecessor counts as deleted); so
+            // does an UPDATE for an unknown or DEAD one. If the old object is still queued
+            // the queue entry now stands for the new one.
             KernelEvent::New | KernelEvent::Update => {
                 let flags = match existing {
-                    Some(m) if m.status != ObjStatus::Dead => {
-                        t.merge(now, &key, r);
-                        return mark(t, key, replicate);
-                    }
-                    // A DEAD object is replaced by a fresh one; if it is still queued the
-                    // queue entry now stands for the new object.
                     Some(m) => {
+                        if m.status != ObjStatus::Dead {
+                            t.stats.del_ok += 1;
+                        }
                         t.remove(&key);
                         m.flags
                     }

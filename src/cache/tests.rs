@@ -343,14 +343,20 @@ fn test_commit_timeout_rule() {
     };
     let c = CommitPolicy::default();
     assert_eq!(commit_timeout(&w, 130, 100, &c), Some(70));
-    assert_eq!(commit_timeout(&w, 200, 100, &c), Some(100 - 100));
+    // Exactly 0 left: not overridden, the message's timeout stays (C: `if (timeout > 0)`).
+    assert_eq!(commit_timeout(&w, 200, 100, &c), Some(100));
     assert_eq!(
         commit_timeout(&w, 201, 100, &c),
         Some(EXPIRED_COMMIT_TIMEOUT)
     );
-    // Clock went backwards.
+    // Clock went backwards: the age counts as 60 s.
+    assert_eq!(commit_timeout(&w, 50, 100, &c), Some(40));
+    let short = Repr {
+        timeout: Some(30),
+        ..w
+    };
     assert_eq!(
-        commit_timeout(&w, 50, 100, &c),
+        commit_timeout(&short, 50, 100, &c),
         Some(EXPIRED_COMMIT_TIMEOUT)
     );
     let fixed = CommitPolicy {
@@ -358,7 +364,9 @@ fn test_commit_timeout_rule() {
         ..c
     };
     assert_eq!(commit_timeout(&w, 999, 0, &fixed), Some(180));
-    assert_eq!(commit_timeout(&Repr::default(), 1, 0, &c), None);
+    // No timeout in the message: 0 - age is negative.
+    assert_eq!(commit_timeout(&Repr::default(), 1, 0, &c), Some(60));
+    assert_eq!(commit_timeout(&Repr::default(), 0, 0, &c), None);
 }
 
 #[test]
@@ -800,4 +808,73 @@ fn test_print_sizes() {
         size_of::<Conntrack>(),
         size_of::<Repr>()
     );
+}
+
+#[test]
+fn test_internal_new_replaces_live_object() {
+    // 1.4.7 internal cache: a NEW event for a known flow deletes it and adds a fresh object.
+    let mut g = Rng(16);
+    let (k, w) = msg(&mut g);
+    let mut c = InternalCache::new(100, 16);
+    let _ = c.handle_kernel(1, Origin::NotMe, KernelEvent::New, k, &w);
+    let _ = c.handle_kernel(2, Origin::NotMe, KernelEvent::Update, k, &w);
+    assert_eq!(c.get(&k).unwrap().meta.status, ObjStatus::Alive);
+    let fresh = Repr { mark: None, ..w };
+    assert_eq!(
+        c.handle_kernel(3, Origin::NotMe, KernelEvent::New, k, &fresh),
+        Outcome::Applied { enqueue: false }
+    );
+    let o = c.get(&k).unwrap();
+    assert_eq!((o.meta.status, o.meta.created), (ObjStatus::New, 3));
+    // Replaced, not merged: the old mark is gone.
+    assert_eq!(o.val.unpack(&k).mark, None);
+    let s = c.stats();
+    assert_eq!((s.add_ok, s.upd_ok, s.del_ok, s.active), (2, 1, 1, 1));
+}
+
+#[test]
+fn test_icmp_nat_sends_raw_union_ports() {
+    // The library compares the raw L4 unions, so a masqueraded ping carries SPAT.
+    let icmp = |ty, id| L4::Icmp { ty, code: 0, id };
+    let o = tuple("192.0.2.1", "198.51.100.1", 1, icmp(8, 77));
+    let r = tuple("198.51.100.1", "203.0.113.5", 1, icmp(0, 77));
+    let ct = inserted(o, r, IPS_SRC_NAT_DONE | IPS_SRC_NAT | 0xe, 30);
+    let w = wire_from_kernel(&ct, &P);
+    assert_eq!(w.snat_ipv4, Some("203.0.113.5".parse().unwrap()));
+    // reply l4dst = type 0 / code 0 ≠ orig id 77.
+    assert_eq!(w.spat_port, Some(0));
+    assert_eq!(w.dpat_port, None);
+}
+
+#[test]
+fn test_expectation_caches() {
+    let master = tuple("127.0.0.1", "127.0.0.1", 6, ports(45000, 21));
+    let t = tuple("127.0.0.1", "127.0.0.1", 6, ports(0, 50000));
+    let mask = tuple("255.255.255.255", "255.255.255.255", 6, ports(0, 65535));
+    let mut e = Expectation::new(AF_INET, master, t, mask);
+    e.timeout = Some(300);
+    e.helper = Some(HelperName::try_from("ftp").unwrap());
+    let w = exp_wire_from_kernel(&e, &P);
+    let k = ExpKey::from_expectation(&e);
+    let mut ic = InternalExpCache::new(10, 4);
+    assert_eq!(
+        ic.handle_kernel(1, Origin::NotMe, KernelEvent::New, k, &w),
+        Outcome::Applied { enqueue: true }
+    );
+    assert_eq!(ic.take_for_tx(&k), Some((ObjStatus::New, w)));
+    // External: an update replaces the whole expectation.
+    let mut ec = ExternalExpCache::new(10, 4);
+    let _ = ec.handle_peer(1, PeerMsg::New, k, &w);
+    let upd = crate::wire::exp::Repr {
+        timeout: None,
+        class: Some(1),
+        ..w
+    };
+    let _ = ec.handle_peer(2, PeerMsg::Update, k, &upd);
+    assert_eq!(ec.get(&k).unwrap().val, upd);
+    let (_, r, last) = ec.commit_order().next().unwrap();
+    let kexp = exp_kernel_from_wire(&r, 10, last, &CommitPolicy::default()).unwrap();
+    // No timeout in the message: 0 - age < 0 → 60 s.
+    assert_eq!(kexp.timeout, Some(60));
+    assert_eq!(kexp.class, Some(1));
 }
