@@ -285,11 +285,12 @@ impl CtAttrs {
         (self.present & P_STATUS != 0).then_some(self.status)
     }
 
-    /// True if the entry has a master tuple (a RELATED conntrack): committed in pass 2.
+    /// True if the entry has a complete master tuple (a RELATED conntrack): committed in
+    /// pass 2. As C's `ct_is_related`, "complete" includes the master ports.
     pub fn is_related(&self) -> bool {
-        self.extra
-            .as_deref()
-            .is_some_and(|x| x.master_addrs.is_some() && x.master_l4proto.is_some())
+        self.extra.as_deref().is_some_and(|x| {
+            x.master_addrs.is_some() && x.master_l4proto.is_some() && x.master_ports.is_some()
+        })
     }
 
     /// Heap bytes owned by this entry (the boxed extras), for memory accounting.
@@ -339,6 +340,10 @@ pub trait Stored: Sized {
     fn merge(old: &mut Self::Repr, upd: &Self::Repr);
     /// True if committed in the second pass (has a master, sync-modes.md §6).
     fn is_related(&self) -> bool;
+    /// Heap bytes owned besides the table slot.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl Stored for CtAttrs {
@@ -355,6 +360,9 @@ impl Stored for CtAttrs {
     }
     fn is_related(&self) -> bool {
         Self::is_related(self)
+    }
+    fn heap_bytes(&self) -> usize {
+        Self::heap_bytes(self)
     }
 }
 

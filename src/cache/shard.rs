@@ -73,6 +73,12 @@ pub enum Outcome {
 
 /// Counters of one cache shard; shards are summed with `+=` for `-s` / `-s cache`
 /// (control-and-cli.md §3.4).
+///
+/// Mapping to the C output: `-s` "current active connections" = `active`; `-s cache`
+/// "active objects" = `objects`, "active/total entries" = `active`/`objects` (DEAD objects
+/// stay in the table until their DEL is sent, as in C), "no memory available" =
+/// `add_fail_nomem`, "no space left in cache" = `add_fail_nospace`. 1.4.7 never increments
+/// the update/delete failure counters; they are kept for the layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
     /// Objects in the table, DEAD ones included ("total entries").
@@ -177,6 +183,11 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Table<K, V> {
             o.meta.updated = now;
             self.stats.upd_ok += 1;
         }
+    }
+
+    /// Bytes this table owns on the heap: the hash table allocation plus boxed extras.
+    fn heap_bytes(&self) -> usize {
+        self.map.allocation_size() + self.map.values().map(|o| o.val.heap_bytes()).sum::<usize>()
     }
 
     fn stats(&self) -> CacheStats {
@@ -351,6 +362,11 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
     pub fn stats(&self) -> CacheStats {
         self.t.stats()
     }
+
+    /// Heap bytes owned by this shard (table allocation and boxed extras).
+    pub fn heap_bytes(&self) -> usize {
+        self.t.heap_bytes()
+    }
 }
 
 fn mark<K: Hash + Eq + Copy, V: Stored<Key = K>>(
@@ -459,5 +475,25 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> External<K, V> {
     /// Counters with the current object counts.
     pub fn stats(&self) -> CacheStats {
         self.t.stats()
+    }
+
+    /// Heap bytes owned by this shard (table allocation and boxed extras).
+    pub fn heap_bytes(&self) -> usize {
+        self.t.heap_bytes()
+    }
+
+    /// ALARM's external-cache timer (`CacheTimeout`): drops every object not refreshed for
+    /// `timeout` seconds (counted as deletions, as the C timer's expiry is); returns how many.
+    pub fn purge_expired(&mut self, now: Secs, timeout: Secs) -> usize {
+        let before = self.t.map.len();
+        self.t
+            .map
+            .retain(|_, o| now.saturating_sub(o.meta.updated) < timeout);
+        let n = before - self.t.map.len();
+        self.t.stats.del_ok += n as u64;
+        if n > 0 {
+            self.t.full_logged = false;
+        }
+        n
     }
 }

@@ -728,7 +728,7 @@ fn test_commit_order_related_last() {
     }
     let related: Vec<bool> = c
         .commit_order()
-        .map(|(_, r, _)| r.master_addrs.is_some())
+        .map(|(_, r, _)| r.master_addrs.is_some() && r.master_ports.is_some())
         .collect();
     assert_eq!(related.len(), c.len());
     let first = related.iter().position(|&r| r).unwrap();
@@ -877,4 +877,73 @@ fn test_expectation_caches() {
     // No timeout in the message: 0 - age < 0 → 60 s.
     assert_eq!(kexp.timeout, Some(60));
     assert_eq!(kexp.class, Some(1));
+}
+
+#[test]
+fn test_external_purge_expired() {
+    let mut g = Rng(17);
+    let mut c = ExternalCache::new(100, 16);
+    let (k1, w1) = msg(&mut g);
+    let (k2, w2) = msg(&mut g);
+    let _ = c.handle_peer(10, PeerMsg::New, k1, &w1);
+    let _ = c.handle_peer(10, PeerMsg::New, k2, &w2);
+    let _ = c.handle_peer(25, PeerMsg::Update, k2, &w2);
+    assert_eq!(c.purge_expired(40, 30), 1);
+    assert!(c.get(&k1).is_none() && c.get(&k2).is_some());
+    assert_eq!(c.stats().del_ok, 1);
+}
+
+/// Memory per cached conntrack, table included, for a gateway-like mix: TCP/UDP flows,
+/// a third of them SNATed (inline), 2 % with a helper, 1 % related (boxed extras), every
+/// one with the zeroed synproxy of ctnetlink-created entries (inline flag). Run with
+/// `--nocapture` to see the numbers.
+#[test]
+fn test_bytes_per_entry() {
+    let mut g = Rng(18);
+    for n in [100_000u32, 70_000] {
+        let mut c = InternalCache::new(usize::MAX, 0);
+        for i in 0..n {
+            let proto = if g.coin() { 6 } else { 17 };
+            let src = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
+            let o = tuple_ip(src, ip("198.51.100.7"), proto, ports(40000, 443));
+            let mut r = tuple_ip(o.dst, o.src, proto, ports(443, 40000));
+            let mut status = 0xe;
+            if g.below(3) == 0 {
+                r.dst = ip("203.0.113.1");
+                r.l4 = ports(443, 50000 + (i % 10000) as u16);
+                status |= IPS_SRC_NAT | IPS_SRC_NAT_DONE;
+            }
+            let mut ct = inserted(o, r, status, 120);
+            if proto == 6 {
+                ct.protoinfo = tcp_info(3);
+            }
+            if g.below(50) == 0 {
+                ct.helper = Some(HelperName::try_from("ftp").unwrap());
+            }
+            if g.below(100) == 0 {
+                ct.master = Some(tuple("10.0.0.1", "10.0.0.2", 6, ports(1, 21)));
+            }
+            let w = wire_from_kernel(&ct, &SendPolicy::KEEP_ALL);
+            let k = CtKey::from_wire(&w).unwrap();
+            let _ = c.handle_kernel(0, Origin::NotMe, KernelEvent::New, k, &w);
+        }
+        assert_eq!(c.len(), n as usize);
+        let per = c.heap_bytes() as f64 / c.len() as f64;
+        let boxed = c.iter().filter(|(_, o)| o.val.heap_bytes() > 0).count();
+        println!(
+            "{} entries: {:.1} bytes/entry (table + extras; {} with boxed extras)",
+            c.len(),
+            per,
+            boxed
+        );
+        // Budget: ≤ ½ of the C daemon's ~460–590 bytes (malloc headers of the boxes not
+        // counted: ~16 bytes × 3 % of entries).
+        assert!(per < 230.0, "{per}");
+    }
+}
+
+fn tuple_ip(src: IpAddr, dst: IpAddr, proto: u8, l4: L4) -> Tuple {
+    let mut t = Tuple::new(src, dst, proto);
+    t.l4 = l4;
+    t
 }
