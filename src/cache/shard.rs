@@ -283,6 +283,22 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
         }
     }
 
+    /// Marks a live object DEAD and queues its DEL, without a kernel event: the purge step
+    /// of a resync or poll found it gone from the kernel (sync-modes.md §8.3, §8.4).
+    pub fn mark_dead(&mut self, now: Secs, key: &K) -> Outcome {
+        let t = &mut self.t;
+        match t.map.get_mut(key) {
+            Some(o) if o.meta.status != ObjStatus::Dead => {
+                o.meta.status = ObjStatus::Dead;
+                o.meta.updated = now;
+                t.stats.del_ok += 1;
+                t.dead += 1;
+                mark(t, *key, true)
+            }
+            _ => Outcome::Ignored,
+        }
+    }
+
     /// For the transmitter: clears the QUEUED flag and returns the object's status (the
     /// message type) and attributes. `None` if the object is gone.
     pub fn take_for_tx(&mut self, key: &K) -> Option<(ObjStatus, V::Repr)> {

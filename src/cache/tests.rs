@@ -947,3 +947,62 @@ fn tuple_ip(src: IpAddr, dst: IpAddr, proto: u8, l4: L4) -> Tuple {
     t.l4 = l4;
     t
 }
+
+/// The captured SNAT CT_NEW (#119) received, cached, committed: the CREATE request carries
+/// the mirrored reply, the SNAT request, the aged timeout and BE_LIBERAL flags
+/// (ctnetlink-notes.md §7), and survives the netlink codec.
+#[test]
+fn test_golden_message_to_kernel_create() {
+    use crate::netlink::msg::{MsgBuilder, NlMsg, Payload};
+    let body = unhex(
+        "000c0000c0000210c633641a000800050000019e0005000206000000000800039c4300500005000403000000000800060000007800080007000000000008000ccb0071050006000e50c300000010001f000000000000000000000000",
+    );
+    let w = Repr::parse(&body).unwrap();
+    let k = CtKey::from_wire(&w).unwrap();
+    let mut ext = ExternalCache::new(10, 4);
+    let _ = ext.handle_peer(1000, PeerMsg::New, k, &w);
+    let (_, r, last) = ext.commit_order().next().unwrap();
+    let ct = kernel_from_wire(&r, 1030, last, &CommitPolicy::default()).unwrap();
+    assert_eq!(
+        ct.orig,
+        tuple("192.0.2.16", "198.51.100.26", 6, ports(40003, 80))
+    );
+    assert_eq!(
+        ct.reply,
+        Some(tuple("198.51.100.26", "192.0.2.16", 6, ports(80, 40003)))
+    );
+    assert_eq!(ct.status, Some(0x19e));
+    assert_eq!(ct.timeout, Some(90));
+    assert_eq!(ct.mark, Some(0));
+    assert_eq!(ct.synproxy, Some(KSynproxy::default()));
+    assert_eq!(ct.nat_src.unwrap().min_ip, Some(ip("203.0.113.5")));
+    assert_eq!(ct.nat_src.unwrap().min_port, Some(50000));
+    let mut buf = Vec::new();
+    let mut b = MsgBuilder::new(
+        &mut buf,
+        NFNL_SUBSYS_CTNETLINK,
+        IPCTNL_MSG_CT_NEW,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        1,
+        AF_INET,
+    );
+    ct.emit(&mut b);
+    b.finish();
+    let m = NlMsg::new_checked(&buf[..]).unwrap();
+    let Payload::Nfnl { attrs, family, .. } = m.classify().unwrap() else {
+        panic!("not nfnetlink");
+    };
+    assert_eq!(Conntrack::parse(family, attrs).unwrap(), ct);
+}
+
+#[test]
+fn test_mark_dead_for_purge() {
+    let mut g = Rng(19);
+    let (k, w) = msg(&mut g);
+    let mut c = InternalCache::new(10, 4);
+    let _ = c.handle_kernel(1, Origin::Commit, KernelEvent::Update, k, &w);
+    assert_eq!(c.mark_dead(2, &k), Outcome::Applied { enqueue: true });
+    assert_eq!(c.mark_dead(3, &k), Outcome::Ignored);
+    assert_eq!(c.take_for_tx(&k).map(|t| t.0), Some(ObjStatus::Dead));
+    assert_eq!(c.stats().active, 0);
+}
