@@ -299,6 +299,13 @@ pub fn apply_send_policy(r: &mut Repr, p: &SendPolicy) {
     }
 }
 
+/// [`apply_send_policy`] for expectations: `CommitTimeout` suppresses `NTA_EXP_TIMEOUT`.
+pub fn apply_exp_send_policy(r: &mut ExpRepr, p: &SendPolicy) {
+    if p.commit_timeout != 0 {
+        r.timeout = None;
+    }
+}
+
 fn tuple_from_wire(a: &Addrs, l4proto: u8, l4: L4) -> Tuple {
     let (src, dst) = match *a {
         Addrs::V4 { src, dst } => (IpAddr::V4(src), IpAddr::V4(dst)),

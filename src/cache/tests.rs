@@ -1006,3 +1006,27 @@ fn test_mark_dead_for_purge() {
     assert_eq!(c.take_for_tx(&k).map(|t| t.0), Some(ObjStatus::Dead));
     assert_eq!(c.stats().active, 0);
 }
+
+#[test]
+fn test_handle_ct_and_send_policy() {
+    let o = tuple("10.232.0.1", "10.232.0.2", 6, ports(46000, 8000));
+    let r = tuple("10.232.0.2", "10.232.0.1", 6, ports(8000, 46000));
+    let mut ct = inserted(o, r, 0xe, 300);
+    ct.protoinfo = tcp_info(3);
+    let mut c = InternalCache::new(10, 4);
+    let k = CtKey::from_conntrack(&ct);
+    assert_eq!(
+        c.handle_ct(1, Origin::NotMe, KernelEvent::New, &ct),
+        Outcome::Applied { enqueue: true }
+    );
+    let (st, mut w) = c.take_for_tx(&k).unwrap();
+    assert_eq!(st, ObjStatus::New);
+    // Stored with everything; the sender's policy trims at transmission.
+    assert_eq!(w.tcp_wscale_orig, Some(7));
+    let p = SendPolicy {
+        tcp_window_tracking: false,
+        commit_timeout: 0,
+    };
+    apply_send_policy(&mut w, &p);
+    assert_eq!(w, wire_from_kernel(&ct, &p));
+}
