@@ -412,12 +412,15 @@ pub fn kernel_from_wire(
     let family = if v6 { AF_INET6 } else { AF_INET };
     let mut ct = Conntrack::new(family, orig);
     ct.reply = Some(reply);
-    // libnetfilter_conntrack ORs IPS_CONFIRMED into every CTA_STATUS it builds.
-    let mut status = r.status.unwrap_or(0) & !IPS_EXPECTED;
-    if p.kind == CommitKind::InjectUpdate {
-        status &= !IPS_NAT_MASK;
-    }
-    ct.status = Some(status | IPS_CONFIRMED);
+    // libnetfilter_conntrack ORs IPS_CONFIRMED into every CTA_STATUS it builds (and builds
+    // none when the status is unknown).
+    ct.status = r.status.map(|s| {
+        let mut s = s & !IPS_EXPECTED;
+        if p.kind == CommitKind::InjectUpdate {
+            s &= !IPS_NAT_MASK;
+        }
+        s | IPS_CONFIRMED
+    });
     ct.timeout = commit_timeout(r, now, last_update, p);
     ct.mark = r.mark;
     ct.zone = r.zone;

@@ -214,6 +214,11 @@ impl fmt::Debug for CtKey {
 
 /// Identity of an expectation: compared on master, expected tuple and mask, hashed (and
 /// routed) by the master only, so that an expectation lands on its master's shard.
+///
+/// C compares with `nfexp_cmp(…, 0)`, i.e. on every attribute both sides have set; the
+/// remaining ones (helper, class, flags, NAT, expectfn) do not change during an
+/// expectation's life, and the timeout, which does, must not split one expectation into
+/// two objects, so they are left out of the identity.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExpKey {
     master: CtKey,

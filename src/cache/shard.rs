@@ -347,7 +347,8 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
         n
     }
 
-    /// Empties the shard (`-f internal`, `-F`): nothing is replicated.
+    /// Empties the shard (`-f internal`, `-F`): nothing is replicated; keys still in the tx
+    /// queue then find nothing in [`Self::take_for_tx`] and are skipped.
     pub fn flush(&mut self) {
         self.t.map.clear();
         self.t.dead = 0;
