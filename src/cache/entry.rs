@@ -41,7 +41,7 @@ pub enum ObjStatus {
 pub struct Meta {
     /// NEW / ALIVE / DEAD.
     pub status: ObjStatus,
-    /// `Meta::QUEUED` and future flags.
+    /// [`Meta::QUEUED`], [`Meta::HELD`].
     pub flags: u8,
     /// When the object was (re)created: "active since" in `-i`/`-e`.
     pub created: Secs,
@@ -52,6 +52,9 @@ pub struct Meta {
 impl Meta {
     /// The object is in the sync layer's tx queue (at most once, sync-modes.md §1).
     pub const QUEUED: u8 = 0x01;
+    /// The object is held by the sync layer's resend list (FTFW, until acknowledged): a
+    /// DEAD one is not purged (C keeps such objects by reference count).
+    pub const HELD: u8 = 0x02;
 
     /// A fresh NEW object.
     pub const fn new(now: Secs) -> Self {
@@ -66,6 +69,11 @@ impl Meta {
     /// True if [`Self::QUEUED`] is set.
     pub const fn queued(&self) -> bool {
         self.flags & Self::QUEUED != 0
+    }
+
+    /// True if [`Self::HELD`] is set.
+    pub const fn held(&self) -> bool {
+        self.flags & Self::HELD != 0
     }
 }
 

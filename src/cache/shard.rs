@@ -258,9 +258,10 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
             KernelEvent::Destroy => match existing {
                 None => Outcome::Ignored,
                 Some(m) if m.status == ObjStatus::Dead => Outcome::Ignored,
-                // A queued object stays until the transmitter sees it (as C's tx queue holds
-                // a reference): it goes out DEAD, i.e. as a DEL, even for COMMIT/FLUSH.
-                Some(m) if replicate || m.queued() => {
+                // A queued (or held) object stays until the sync layer lets go of it, as C's
+                // tx queue and resend list hold references: it goes out DEAD, i.e. as a
+                // DEL, even for COMMIT/FLUSH.
+                Some(m) if replicate || m.queued() || m.held() => {
                     t.stats.del_ok += 1;
                     t.dead += 1;
                     if let Some(o) = t.map.get_mut(&key) {
@@ -333,12 +334,43 @@ impl<K: Hash + Eq + Copy, V: Stored<Key = K>> Internal<K, V> {
         dead
     }
 
-    /// Drops every DEAD object that is not queued; returns how many.
+    /// The message an object would be sent as now (status and attributes), without
+    /// touching its flags: for FTFW retransmissions.
+    pub fn message(&self, key: &K) -> Option<(ObjStatus, V::Repr)> {
+        let o = self.t.map.get(key)?;
+        Some((o.meta.status, o.val.unpack(key)))
+    }
+
+    /// Marks the object as held by the resend list (FTFW): a DEAD one stays until
+    /// [`Self::release`]. Returns false if there is no such object.
+    pub fn hold(&mut self, key: &K) -> bool {
+        self.t
+            .map
+            .get_mut(key)
+            .map(|o| o.meta.flags |= Meta::HELD)
+            .is_some()
+    }
+
+    /// Ends a [`Self::hold`] (the message was acknowledged); a DEAD object that is not
+    /// queued again is dropped. Returns true if it was dropped.
+    pub fn release(&mut self, key: &K) -> bool {
+        let Some(o) = self.t.map.get_mut(key) else {
+            return false;
+        };
+        o.meta.flags &= !Meta::HELD;
+        if o.meta.status == ObjStatus::Dead && !o.meta.queued() {
+            self.t.remove(key);
+            return true;
+        }
+        false
+    }
+
+    /// Drops every DEAD object that is neither queued nor held; returns how many.
     pub fn purge_dead(&mut self) -> usize {
         let before = self.t.map.len();
         self.t
             .map
-            .retain(|_, o| o.meta.status != ObjStatus::Dead || o.meta.queued());
+            .retain(|_, o| o.meta.status != ObjStatus::Dead || o.meta.queued() || o.meta.held());
         let n = before - self.t.map.len();
         self.t.dead -= n;
         if n > 0 {

@@ -745,6 +745,7 @@ fn test_property_random_sequences() {
     let mut ic = InternalCache::new(30, 8);
     let mut ec = ExternalCache::new(30, 8);
     let mut queue: Vec<CtKey> = vec![];
+    let mut held: Vec<CtKey> = vec![];
     for step in 0..20_000u32 {
         let (k, w) = flows[g.below(flows.len() as u64) as usize];
         let origin = [
@@ -765,10 +766,23 @@ fn test_property_random_sequences() {
             let k = queue.remove(0);
             if let Some((st, r)) = ic.take_for_tx(&k) {
                 assert_eq!(CtKey::from_wire(&r), Some(k));
-                if st == ObjStatus::Dead {
+                if g.coin() {
+                    // FTFW: held until acknowledged.
+                    ic.hold(&k);
+                    if !held.contains(&k) {
+                        held.push(k);
+                    }
+                } else if st == ObjStatus::Dead && !ic.get(&k).unwrap().meta.held() {
                     ic.remove_if_dead(&k);
                 }
             }
+        }
+        if g.below(5) == 0 && !held.is_empty() {
+            let k = held.remove(g.below(held.len() as u64) as usize);
+            ic.release(&k);
+        }
+        if g.below(50) == 0 {
+            ic.purge_dead();
         }
         // Invariants.
         let s = ic.stats();
@@ -784,9 +798,12 @@ fn test_property_random_sequences() {
             if o.meta.queued() {
                 assert!(queue.contains(qk));
             }
+            if o.meta.held() {
+                assert!(held.contains(qk));
+            }
             // Dead objects are only kept while a DEL is pending.
             if o.meta.status == ObjStatus::Dead {
-                assert!(o.meta.queued());
+                assert!(o.meta.queued() || o.meta.held());
             }
             assert!(o.meta.created <= o.meta.updated);
         }
@@ -1118,4 +1135,22 @@ fn check_ct_vector(w: &Repr) {
     // And through the compact cache entry.
     let key = CtKey::from_wire(w).unwrap();
     assert_eq!(CtAttrs::pack(w).unpack(&key), *w);
+}
+
+/// FTFW-style use: hold on transmission, release on acknowledgement.
+#[test]
+fn test_hold_release() {
+    let mut g = Rng(20);
+    let (k, w) = msg(&mut g);
+    let mut c = InternalCache::new(10, 4);
+    let _ = c.handle_kernel(1, Origin::NotMe, KernelEvent::New, k, &w);
+    let _ = c.handle_kernel(2, Origin::NotMe, KernelEvent::Destroy, k, &w);
+    assert_eq!(c.take_for_tx(&k).unwrap().0, ObjStatus::Dead);
+    assert!(c.hold(&k));
+    // Not queued any more, but held: survives a purge, retransmits as DEL.
+    assert_eq!(c.purge_dead(), 0);
+    assert_eq!(c.message(&k).unwrap().0, ObjStatus::Dead);
+    assert!(c.release(&k));
+    assert!(c.is_empty());
+    assert!(!c.hold(&k));
 }
