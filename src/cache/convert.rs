@@ -1,5 +1,5 @@
-//! Conversions between the kernel's conntrack/expectation ([`Conntrack`], [`Expectation`])
-//! and the sync messages' ([`Repr`], [`ExpRepr`]), with the choices conntrackd 1.4.7 makes.
+//! Conversions between the kernel's conntrack ([`Conntrack`]) and the sync message's
+//! ([`Repr`]), with the choices conntrackd 1.4.7 makes (expectations: [`super::exp`]).
 //!
 //! * kernel → wire: which attributes a 1.4.7 sender fills, wire-protocol.md §6.2 (CT) and
 //!   §8 (EXP), with `TCPWindowTracking` (sync-modes.md §5.4) and `CommitTimeout` gating.
@@ -15,12 +15,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::netlink::consts::*;
 use crate::netlink::ct::{Conntrack, LABELS_LEN, NatRange, SeqAdj, Synproxy as KSynproxy};
-use crate::netlink::exp::{ExpNat, Expectation};
-use crate::netlink::name::{FnName, HelperName};
+use crate::netlink::name::HelperName;
 use crate::netlink::protoinfo::{DccpInfo, ProtoInfo, SctpInfo, TcpFlags, TcpInfo};
 use crate::netlink::tuple::{L4, Tuple};
 use crate::wire::ct::{LABEL_WORDS, Labels, NatSeqAdj, Repr, Synproxy};
-use crate::wire::exp::{NatTuple, Repr as ExpRepr, Tuple as WireTuple};
 use crate::wire::tuple::{Addrs, Name, Ports};
 
 use super::entry::Secs;
@@ -91,7 +89,7 @@ impl fmt::Display for ConvertError {
 
 impl std::error::Error for ConvertError {}
 
-fn addrs_of(t: &Tuple) -> Addrs {
+pub(super) fn addrs_of(t: &Tuple) -> Addrs {
     match (t.src, t.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => Addrs::V4 { src, dst },
         (IpAddr::V6(src), IpAddr::V6(dst)) => Addrs::V6 { src, dst },
@@ -107,7 +105,7 @@ fn addrs_of(t: &Tuple) -> Addrs {
     }
 }
 
-fn ports_of(l4: &L4) -> Ports {
+pub(super) fn ports_of(l4: &L4) -> Ports {
     match *l4 {
         L4::Ports { sport, dport } => Ports {
             src: sport,
@@ -118,7 +116,7 @@ fn ports_of(l4: &L4) -> Ports {
 }
 
 /// Protocols whose ports 1.4.7 always sends (wire-protocol.md §6.2; zeros when unknown).
-const fn has_wire_ports(p: u8) -> bool {
+pub(super) const fn has_wire_ports(p: u8) -> bool {
     matches!(p, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_DCCP)
 }
 
@@ -299,14 +297,7 @@ pub fn apply_send_policy(r: &mut Repr, p: &SendPolicy) {
     }
 }
 
-/// [`apply_send_policy`] for expectations: `CommitTimeout` suppresses `NTA_EXP_TIMEOUT`.
-pub fn apply_exp_send_policy(r: &mut ExpRepr, p: &SendPolicy) {
-    if p.commit_timeout != 0 {
-        r.timeout = None;
-    }
-}
-
-fn tuple_from_wire(a: &Addrs, l4proto: u8, l4: L4) -> Tuple {
+pub(super) fn tuple_from_wire(a: &Addrs, l4proto: u8, l4: L4) -> Tuple {
     let (src, dst) = match *a {
         Addrs::V4 { src, dst } => (IpAddr::V4(src), IpAddr::V4(dst)),
         Addrs::V6 { src, dst } => (IpAddr::V6(src), IpAddr::V6(dst)),
@@ -523,94 +514,4 @@ fn protoinfo_from_wire(r: &Repr, proto: u8, window_tracking: bool) -> Option<Pro
         }
         _ => None,
     }
-}
-
-fn exp_wire_tuple(t: &Tuple, ports: bool) -> WireTuple {
-    WireTuple {
-        addrs: Some(addrs_of(t)),
-        l4proto: Some(t.l4proto),
-        ports: ports.then(|| ports_of(&t.l4)),
-    }
-}
-
-/// The EXP message a 1.4.7 sender builds (wire-protocol.md §8): port attributes only when
-/// the master's protocol is TCP, UDP, SCTP or DCCP; NAT only for IPv4.
-pub fn exp_wire_from_kernel(e: &Expectation, p: &SendPolicy) -> ExpRepr {
-    let ports = has_wire_ports(e.master.l4proto);
-    let nat = match &e.nat {
-        Some(ExpNat { dir, tuple }) => NatTuple {
-            addrs: match (tuple.src, tuple.dst) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => Some((s, d)),
-                _ => None,
-            },
-            l4proto: Some(tuple.l4proto),
-            ports: ports.then(|| ports_of(&tuple.l4)),
-            dir: Some(*dir),
-        },
-        None => NatTuple::default(),
-    };
-    ExpRepr {
-        master: exp_wire_tuple(&e.master, ports),
-        expect: exp_wire_tuple(&e.tuple, ports),
-        mask: exp_wire_tuple(&e.mask, ports),
-        timeout: if p.commit_timeout == 0 {
-            e.timeout
-        } else {
-            None
-        },
-        flags: Some(e.flags.unwrap_or(0)),
-        class: e.class,
-        nat,
-        helper_name: e
-            .helper
-            .and_then(|h| h.as_str().and_then(|s| Name::new(s).ok())),
-        expect_fn: e
-            .fn_name
-            .and_then(|f| f.as_str().and_then(|s| Name::new(s).ok())),
-    }
-}
-
-fn kernel_tuple(t: &WireTuple, what: &'static str) -> Result<Tuple, ConvertError> {
-    let a = t.addrs.ok_or(ConvertError::Missing(what))?;
-    let l4 = t.ports.map_or(L4::None, |pt| L4::Ports {
-        sport: pt.src,
-        dport: pt.dst,
-    });
-    Ok(tuple_from_wire(&a, t.l4proto.unwrap_or(0), l4))
-}
-
-/// The kernel expectation CREATE built from a replicated one (ctnetlink-notes.md §7). The
-/// timeout follows the conntrack rule; the sync protocol carries no expectation zone.
-pub fn exp_kernel_from_wire(
-    r: &ExpRepr,
-    now: Secs,
-    last_update: Secs,
-    p: &CommitPolicy,
-) -> Result<Expectation, ConvertError> {
-    let master = kernel_tuple(&r.master, "NTA_EXP_MASTER_IPV4/IPV6")?;
-    let tuple = kernel_tuple(&r.expect, "NTA_EXP_EXPECT_IPV4/IPV6")?;
-    let mask = kernel_tuple(&r.mask, "NTA_EXP_MASK_IPV4/IPV6")?;
-    let mut e = Expectation::new(master.family(), master, tuple, mask);
-    let as_ct = Repr {
-        timeout: r.timeout,
-        ..Repr::default()
-    };
-    e.timeout = commit_timeout(&as_ct, now, last_update, p);
-    e.flags = r.flags;
-    e.class = r.class;
-    e.helper = r
-        .helper_name
-        .and_then(|n| HelperName::new(n.as_bytes()).ok());
-    e.fn_name = r.expect_fn.and_then(|n| FnName::new(n.as_bytes()).ok());
-    if let (Some((s, d)), Some(dir)) = (r.nat.addrs, r.nat.dir) {
-        let mut t = Tuple::new(IpAddr::V4(s), IpAddr::V4(d), r.nat.l4proto.unwrap_or(0));
-        if let Some(pt) = r.nat.ports {
-            t.l4 = L4::Ports {
-                sport: pt.src,
-                dport: pt.dst,
-            };
-        }
-        e.nat = Some(ExpNat { dir, tuple: t });
-    }
-    Ok(e)
 }

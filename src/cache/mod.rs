@@ -4,7 +4,7 @@
 //! * [`key`]: identities ([`CtKey`], [`ExpKey`]) and shard routing ([`shard_of`]);
 //! * [`entry`]: the compact cached objects and the merge rule;
 //! * [`shard`]: the internal and external caches of one worker shard;
-//! * [`convert`]: ctnetlink ⇄ sync message, as conntrackd 1.4.7 does it.
+//! * [`convert`] and [`exp`]: ctnetlink ⇄ sync message, as conntrackd 1.4.7 does it.
 //!
 //! Data flow: the reader routes each kernel event with [`shard_of`] (expectations with
 //! [`exp_shard_of`], i.e. to their master's shard, so "is the master cached?" is a local
@@ -25,6 +25,7 @@
 
 pub mod convert;
 pub mod entry;
+pub mod exp;
 pub mod key;
 pub mod shard;
 
@@ -70,7 +71,7 @@ impl InternalExpCache {
         ev: KernelEvent,
         e: &crate::netlink::exp::Expectation,
     ) -> Outcome {
-        let r = convert::exp_wire_from_kernel(e, &SendPolicy::KEEP_ALL);
+        let r = exp::exp_wire_from_kernel(e, &SendPolicy::KEEP_ALL);
         self.handle_kernel(now, origin, ev, ExpKey::from_expectation(e), &r)
     }
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::convert::*;
 use super::entry::{CtAttrs, Obj, ObjStatus};
+use super::exp::*;
 use super::*;
 use crate::netlink::consts::*;
 use crate::netlink::ct::{Conntrack, NatRange, SeqAdj, Synproxy as KSynproxy};
