@@ -12,6 +12,7 @@
 //! [`sys`] sits underneath everything: it is the only module allowed to use `unsafe`, and every
 //! block there carries a `// SAFETY:` line.
 
+pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod netlink;

@@ -10,7 +10,9 @@ use std::io;
 pub mod eventfd;
 pub mod netlink;
 pub mod netns;
+pub mod rtnetlink;
 pub mod sched;
+pub mod socket;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.
 pub(crate) fn cvt<T: IsMinusOne>(ret: T) -> io::Result<T> {
