@@ -18,6 +18,8 @@ pub mod seq;
 pub mod timer;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 pub use ftfw::{Config, Event, Ftfw, Release, Source, Transmit, Verdict};
