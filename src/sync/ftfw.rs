@@ -15,10 +15,17 @@
 //!   With one peer both behave identically.
 //! * The alive timer sends one ACK per peer with something to acknowledge; with one peer
 //!   that is the C rule (§2.2 "alive timer fires").
+//! * **Per-peer acknowledgement**: a resend-queue entry is released once every peer that
+//!   was live when it was sent has ACKed it (a peer is live while heard from within
+//!   [`Config::peer_timeout`]). The C daemon releases on the first ACK from anyone, so on a
+//!   group of three a node's ACK drops data the third node has not received, and that
+//!   node's NACK then finds nothing. With one peer both rules are the same.
 //!
-//! ACK/NACK ranges carry no addressee, so with several peers whose sequence spaces overlap
-//! an ACK meant for another node can release our entries; that is a protocol limit, shared
-//! with the C daemon.
+//! ACK/NACK ranges carry no addressee. With several peers whose sequence spaces overlap,
+//! an ACK one peer meant for another node's numbers also counts for our entries with the
+//! same numbers, and a NACK makes us resend them needlessly. That is a protocol limit the
+//! C daemon shares; only far-apart sequence spaces (daemons started long apart, little
+//! traffic) avoid it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
@@ -44,6 +51,11 @@ pub struct Config {
     pub alive_interval: Duration,
     /// `StartupResync on`: queue one RESYNC at start-up (§5.1).
     pub startup_resync: bool,
+    /// A peer not heard from for this long no longer holds back our resend queue (see
+    /// "per-peer acknowledgement" in the module documentation). Not a C parameter: two
+    /// quiet peers exchange a message every second, so a few seconds of silence mean the
+    /// peer is gone.
+    pub peer_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +66,7 @@ impl Default for Config {
             link_buffer: 1472,
             alive_interval: Duration::from_secs(1),
             startup_resync: false,
+            peer_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -172,6 +185,10 @@ enum Kept<K> {
 struct ResendEntry<K> {
     seq: Seq,
     what: Kept<K>,
+    /// Peers (bit = index in `peers`) that were live when it was sent and must ACK it.
+    need: u64,
+    /// Peers that did.
+    acked: u64,
 }
 
 /// Where a queued item is.
@@ -194,6 +211,8 @@ struct Rx<P> {
     window: i64,
     /// The peer's last message carried HELLO (for [`Event::PeerRestarted`]).
     in_hello: bool,
+    /// When the peer's last message arrived.
+    heard: Instant,
 }
 
 /// One FTFW endpoint: the sender and the per-peer receivers of a node.
@@ -212,6 +231,8 @@ pub struct Ftfw<K, P> {
     /// Per-sender receive state. A handful of peers: a `Vec` is faster than a map and
     /// iterates in a fixed order, which keeps the output deterministic.
     peers: Vec<Rx<P>>,
+    /// Live peers at the last sweep (see `sweep_silent_peers`).
+    live_mask: u64,
     /// We keep setting HELLO until some peer answers HELLO_BACK.
     hello_done: bool,
     /// A peer sent HELLO: set HELLO_BACK on our next message, once.
@@ -237,6 +258,7 @@ where
             next_resend: 0,
             loc: HashMap::new(),
             peers: Vec::new(),
+            live_mask: 0,
             hello_done: false,
             say_hello_back: false,
             events: VecDeque::new(),
@@ -337,6 +359,7 @@ where
         if !self.timers.take_expired(Timer::Alive, now) {
             return;
         }
+        self.sweep_silent_peers(now);
         let mut acks = Vec::new();
         for rx in &mut self.peers {
             if let (Some(from), Some(last)) = (rx.ack_from.take(), rx.last) {
@@ -372,6 +395,7 @@ where
     ) -> Option<Transmit> {
         let mut dgram = Datagram::new(buf, self.config.link_buffer);
         let mut messages = 0;
+        let need = self.live_peers(now);
         while let Some(item) = self.tx.front().cloned() {
             let hello = self.hello_flags();
             let pushed = match &item {
@@ -413,14 +437,14 @@ where
                 TxItem::Data { key, resent } => {
                     self.stats.data_sent += 1;
                     self.stats.data_resent += u64::from(resent);
-                    let i = self.keep(s, Kept::Data(key.clone()));
+                    let i = self.keep(s, Kept::Data(key.clone()), need);
                     self.loc.insert(key, Loc::Resend(i));
                 }
                 TxItem::Ctl { ctl, resent } => {
                     self.stats.ctl_sent += 1;
                     self.stats.ctl_resent += u64::from(resent);
                     if ctl.is_kept() {
-                        self.keep(s, Kept::Ctl(ctl));
+                        self.keep(s, Kept::Ctl(ctl), need);
                     }
                 }
             }
@@ -454,10 +478,19 @@ where
         f
     }
 
-    fn keep(&mut self, seq: Seq, what: Kept<K>) -> u64 {
+    fn keep(&mut self, seq: Seq, what: Kept<K>, need: u64) -> u64 {
         let i = self.next_resend;
         self.next_resend += 1;
-        self.resend.insert(i, ResendEntry { seq, what });
+        let acked = 0;
+        self.resend.insert(
+            i,
+            ResendEntry {
+                seq,
+                what,
+                need,
+                acked,
+            },
+        );
         i
     }
 
@@ -512,10 +545,10 @@ where
     }
 
     /// The receiver state machine for one message from `peer` (sync-modes.md §2.3).
-    pub fn handle_message(&mut self, _now: Instant, peer: &P, msg: &Message<'_>) -> Verdict {
+    pub fn handle_message(&mut self, now: Instant, peer: &P, msg: &Message<'_>) -> Verdict {
         let seq = Seq(msg.header.seq);
         let flags = msg.header.flags;
-        let p = self.peer_index(peer);
+        let p = self.peer_index(peer, now);
         let hello = flags.contains(Flags::HELLO);
         // Step 1: the HELLO bits are looked at before anything else, even on a message
         // that turns out to be bad.
@@ -541,17 +574,17 @@ where
             }
             // The peer restarted and cannot NACK what we sent before.
             self.flush_resend();
-            return self.accept_in_order(p, seq, msg);
+            return self.accept_in_order(p, seq, msg, now);
         }
         // Step 2: sequence check against the sender's own space.
         let Some(last) = self.peers[p].last else {
-            return self.accept_in_order(p, seq, msg);
+            return self.accept_in_order(p, seq, msg, now);
         };
         let expected = last.next();
         if seq == expected {
-            self.accept_in_order(p, seq, msg)
+            self.accept_in_order(p, seq, msg, now)
         } else if seq.after(expected) {
-            let v = self.digest(peer, msg);
+            let v = self.digest(p, msg, now);
             if v == Verdict::Bad {
                 return v;
             }
@@ -574,9 +607,8 @@ where
 
     /// Step 4 + 5 for a message taken in order (or without checks): process it, count it
     /// in the ACK window, remember its seq.
-    fn accept_in_order(&mut self, p: usize, seq: Seq, msg: &Message<'_>) -> Verdict {
-        let peer = self.peers[p].peer.clone();
-        let v = self.digest(&peer, msg);
+    fn accept_in_order(&mut self, p: usize, seq: Seq, msg: &Message<'_>, now: Instant) -> Verdict {
+        let v = self.digest(p, msg, now);
         if v == Verdict::Bad {
             return v;
         }
@@ -594,12 +626,12 @@ where
     }
 
     /// Step 4: what the message does to our queues.
-    fn digest(&mut self, peer: &P, msg: &Message<'_>) -> Verdict {
+    fn digest(&mut self, p: usize, msg: &Message<'_>, now: Instant) -> Verdict {
         match msg.kind() {
             Kind::Data(_) => Verdict::Data,
             Kind::Ack(r) | Kind::Nack(r) if Seq(r.to).before(Seq(r.from)) => self.bad(),
             Kind::Ack(r) => {
-                self.on_ack(Seq(r.from), Seq(r.to));
+                self.on_ack(p, Seq(r.from), Seq(r.to), now);
                 Verdict::Control
             }
             Kind::Nack(r) => {
@@ -607,8 +639,8 @@ where
                 Verdict::Control
             }
             Kind::Resync => {
-                self.events
-                    .push_back(Event::ResyncRequested { peer: peer.clone() });
+                let peer = self.peers[p].peer.clone();
+                self.events.push_back(Event::ResyncRequested { peer });
                 Verdict::Control
             }
             Kind::Alive => Verdict::Control,
@@ -637,15 +669,57 @@ where
         out
     }
 
-    fn on_ack(&mut self, from: Seq, to: Seq) {
+    /// Marks the entries in `[from, to]` as acknowledged by peer `p` and releases those
+    /// that every peer they wait for has acknowledged.
+    fn on_ack(&mut self, p: usize, from: Seq, to: Seq, now: Instant) {
+        let live = self.live_peers(now);
         for i in self.in_range(from, to) {
-            if let Some(ResendEntry {
-                what: Kept::Data(key),
-                ..
-            }) = self.resend.remove(&i)
-            {
-                self.release(key, Release::Acked);
+            let Some(e) = self.resend.get_mut(&i) else {
+                continue;
+            };
+            e.acked |= peer_bit(p);
+            // Beyond 64 peers the bit is 0 and any ACK releases, as in C.
+            if p >= 64 || e.need & live & !e.acked == 0 {
+                self.release_entry(i);
             }
+        }
+    }
+
+    /// Removes a resend entry that needs no more ACKs.
+    fn release_entry(&mut self, i: u64) {
+        if let Some(ResendEntry {
+            what: Kept::Data(key),
+            ..
+        }) = self.resend.remove(&i)
+        {
+            self.release(key, Release::Acked);
+        }
+    }
+
+    /// Peers heard from within `peer_timeout`, as a bit set.
+    fn live_peers(&self, now: Instant) -> u64 {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| now.saturating_duration_since(r.heard) < self.config.peer_timeout)
+            .fold(0, |m, (i, _)| m | peer_bit(i))
+    }
+
+    /// A peer fell silent: release what only it still had to acknowledge.
+    fn sweep_silent_peers(&mut self, now: Instant) {
+        let live = self.live_peers(now);
+        if live == self.live_mask {
+            return;
+        }
+        self.live_mask = live;
+        let done: Vec<u64> = self
+            .resend
+            .iter()
+            .filter(|(_, e)| e.acked != 0 && e.need & live & !e.acked == 0)
+            .map(|(&i, _)| i)
+            .collect();
+        for i in done {
+            self.release_entry(i);
         }
     }
 
@@ -674,8 +748,9 @@ where
         }
     }
 
-    fn peer_index(&mut self, peer: &P) -> usize {
+    fn peer_index(&mut self, peer: &P, now: Instant) -> usize {
         if let Some(i) = self.peers.iter().position(|r| r.peer == *peer) {
+            self.peers[i].heard = now;
             return i;
         }
         self.peers.push(Rx {
@@ -684,9 +759,14 @@ where
             ack_from: None,
             window: i64::from(self.config.ack_window),
             in_hello: false,
+            heard: now,
         });
         self.peers.len() - 1
     }
+}
+
+const fn peer_bit(p: usize) -> u64 {
+    if p < 64 { 1 << p } else { 0 }
 }
 
 /// `msg` with its flags replaced by `flags` (data messages may only carry HELLO bits).
