@@ -27,11 +27,12 @@
 //! C daemon shares; only far-apart sequence spaces (daemons started long apart, little
 //! traffic) avoid it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use super::Stats;
+use super::resend::{Ctl, Kept, ResendQueue, peer_bit};
 use super::seq::Seq;
 use super::timer::{Timer, TimerTable};
 use crate::wire::header::SeqRange;
@@ -154,41 +155,10 @@ pub struct Transmit {
     pub messages: usize,
 }
 
-/// A control message as queued; HELLO bits are added at transmission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ctl {
-    flags: Flags,
-    range: Option<SeqRange>,
-}
-
-impl Ctl {
-    /// ACK, NACK and RESYNC are kept for retransmission; ALIVE is not (§2.2).
-    const fn is_kept(self) -> bool {
-        self.flags.has_range()
-    }
-}
-
 #[derive(Debug, Clone)]
 enum TxItem<K> {
     Data { key: K, resent: bool },
     Ctl { ctl: Ctl, resent: bool },
-}
-
-#[derive(Debug, Clone)]
-enum Kept<K> {
-    Data(K),
-    Ctl(Ctl),
-}
-
-/// A transmitted message awaiting acknowledgement.
-#[derive(Debug, Clone)]
-struct ResendEntry<K> {
-    seq: Seq,
-    what: Kept<K>,
-    /// Peers (bit = index in `peers`) that were live when it was sent and must ACK it.
-    need: u64,
-    /// Peers that did.
-    acked: u64,
 }
 
 /// Where a queued item is.
@@ -225,8 +195,7 @@ pub struct Ftfw<K, P> {
     /// Messages to send, FIFO. A data key is here at most once (`loc` says so).
     tx: VecDeque<TxItem<K>>,
     /// Sent messages awaiting ACK, in transmission (hence sequence) order.
-    resend: BTreeMap<u64, ResendEntry<K>>,
-    next_resend: u64,
+    resend: ResendQueue<K>,
     loc: HashMap<K, Loc>,
     /// Per-sender receive state. A handful of peers: a `Vec` is faster than a map and
     /// iterates in a fixed order, which keeps the output deterministic.
@@ -254,8 +223,7 @@ where
             config,
             timers: TimerTable::default(),
             tx: VecDeque::new(),
-            resend: BTreeMap::new(),
-            next_resend: 0,
+            resend: ResendQueue::default(),
             loc: HashMap::new(),
             peers: Vec::new(),
             live_mask: 0,
@@ -311,7 +279,7 @@ where
         match self.loc.get(&key) {
             Some(Loc::Tx) => return,
             Some(&Loc::Resend(i)) => {
-                self.resend.remove(&i);
+                self.resend.remove(i);
             }
             None => {}
         }
@@ -437,14 +405,14 @@ where
                 TxItem::Data { key, resent } => {
                     self.stats.data_sent += 1;
                     self.stats.data_resent += u64::from(resent);
-                    let i = self.keep(s, Kept::Data(key.clone()), need);
+                    let i = self.resend.push(s, Kept::Data(key.clone()), need);
                     self.loc.insert(key, Loc::Resend(i));
                 }
                 TxItem::Ctl { ctl, resent } => {
                     self.stats.ctl_sent += 1;
                     self.stats.ctl_resent += u64::from(resent);
                     if ctl.is_kept() {
-                        self.keep(s, Kept::Ctl(ctl), need);
+                        self.resend.push(s, Kept::Ctl(ctl), need);
                     }
                 }
             }
@@ -478,30 +446,14 @@ where
         f
     }
 
-    fn keep(&mut self, seq: Seq, what: Kept<K>, need: u64) -> u64 {
-        let i = self.next_resend;
-        self.next_resend += 1;
-        let acked = 0;
-        self.resend.insert(
-            i,
-            ResendEntry {
-                seq,
-                what,
-                need,
-                acked,
-            },
-        );
-        i
-    }
-
     /// Drops the oldest entries beyond `ResendQueueSize` (§2.2).
     fn trim_resend(&mut self) {
         while self.resend.len() > self.config.resend_queue_size {
-            let Some((_, e)) = self.resend.pop_first() else {
+            let Some(what) = self.resend.pop_oldest() else {
                 break;
             };
             self.stats.resend_overflow += 1;
-            if let Kept::Data(key) = e.what {
+            if let Kept::Data(key) = what {
                 self.release(key, Release::QueueFull);
             }
         }
@@ -572,8 +524,7 @@ where
                 rx.window = i64::from(self.config.ack_window) - 1;
                 rx.ack_from = Some(seq);
             }
-            // The peer restarted and cannot NACK what we sent before.
-            self.flush_resend();
+            self.forget_resend(p, now);
             return self.accept_in_order(p, seq, msg, now);
         }
         // Step 2: sequence check against the sender's own space.
@@ -653,46 +604,19 @@ where
         Verdict::Bad
     }
 
-    /// Keys of the resend entries in `[from, to]`. The queue is in sequence order, so the
-    /// walk stops at the first entry after `to`, like the C iterator.
-    fn in_range(&self, from: Seq, to: Seq) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (&i, e) in &self.resend {
-            if e.seq.before(from) {
-                continue;
-            }
-            if e.seq.after(to) {
-                break;
-            }
-            out.push(i);
-        }
-        out
-    }
-
     /// Marks the entries in `[from, to]` as acknowledged by peer `p` and releases those
-    /// that every peer they wait for has acknowledged.
+    /// that every live peer they wait for has acknowledged.
     fn on_ack(&mut self, p: usize, from: Seq, to: Seq, now: Instant) {
         let live = self.live_peers(now);
-        for i in self.in_range(from, to) {
-            let Some(e) = self.resend.get_mut(&i) else {
-                continue;
-            };
-            e.acked |= peer_bit(p);
-            // Beyond 64 peers the bit is 0 and any ACK releases, as in C.
-            if p >= 64 || e.need & live & !e.acked == 0 {
-                self.release_entry(i);
-            }
-        }
+        let done = self.resend.ack(peer_bit(p), from, to, live);
+        self.release_kept(done, Release::Acked);
     }
 
-    /// Removes a resend entry that needs no more ACKs.
-    fn release_entry(&mut self, i: u64) {
-        if let Some(ResendEntry {
-            what: Kept::Data(key),
-            ..
-        }) = self.resend.remove(&i)
-        {
-            self.release(key, Release::Acked);
+    fn release_kept(&mut self, kept: Vec<Kept<K>>, reason: Release) {
+        for what in kept {
+            if let Kept::Data(key) = what {
+                self.release(key, reason);
+            }
         }
     }
 
@@ -712,25 +636,15 @@ where
             return;
         }
         self.live_mask = live;
-        let done: Vec<u64> = self
-            .resend
-            .iter()
-            .filter(|(_, e)| e.acked != 0 && e.need & live & !e.acked == 0)
-            .map(|(&i, _)| i)
-            .collect();
-        for i in done {
-            self.release_entry(i);
-        }
+        let done = self.resend.sweep(live);
+        self.release_kept(done, Release::Acked);
     }
 
     /// Moves the NACKed entries back to the transmit queue; they are re-serialised from
     /// their current state with new sequence numbers (§2.4).
     fn on_nack(&mut self, from: Seq, to: Seq) {
-        for i in self.in_range(from, to) {
-            let Some(e) = self.resend.remove(&i) else {
-                continue;
-            };
-            match e.what {
+        for what in self.resend.nack(from, to) {
+            match what {
                 Kept::Data(key) => {
                     self.loc.insert(key.clone(), Loc::Tx);
                     self.tx.push_back(TxItem::Data { key, resent: true });
@@ -740,12 +654,13 @@ where
         }
     }
 
-    fn flush_resend(&mut self) {
-        while let Some((_, e)) = self.resend.pop_first() {
-            if let Kept::Data(key) = e.what {
-                self.release(key, Release::PeerRestarted);
-            }
-        }
+    /// Peer `p` restarted: it can no longer NACK our old messages, so it stops holding
+    /// them. With one peer this empties the queue, as the C daemon does (§2.3 step 1);
+    /// with several, entries the others still have to ACK stay.
+    fn forget_resend(&mut self, p: usize, now: Instant) {
+        let live = self.live_peers(now);
+        let done = self.resend.forget_peer(peer_bit(p), live);
+        self.release_kept(done, Release::PeerRestarted);
     }
 
     fn peer_index(&mut self, peer: &P, now: Instant) -> usize {
@@ -763,10 +678,6 @@ where
         });
         self.peers.len() - 1
     }
-}
-
-const fn peer_bit(p: usize) -> u64 {
-    if p < 64 { 1 << p } else { 0 }
 }
 
 /// `msg` with its flags replaced by `flags` (data messages may only carry HELLO bits).

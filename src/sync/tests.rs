@@ -751,3 +751,26 @@ fn test_release_waits_for_every_live_peer() {
     }
     assert_eq!(ep.unacked_items(), 0);
 }
+
+#[test]
+fn test_restart_of_one_peer_keeps_what_others_owe() {
+    let t0 = Instant::now();
+    let mut ep = established(t0, 10);
+    feed(&mut ep, t0, OTHER, &ctl(500, Flags::ALIVE, None));
+    let mut items = Items::default();
+    items.0.insert(1, (MsgType::CT_NEW, ct(1, 0)));
+    ep.queue_item(1);
+    let mut seq = SeqCounter::new(80);
+    drain(&mut ep, t0, &mut seq, &items);
+    // OTHER restarts: it cannot NACK seq 80 any more, but PEER still can.
+    feed(
+        &mut ep,
+        t0,
+        OTHER,
+        &ctl(3, Flags::ALIVE | Flags::HELLO, None),
+    );
+    assert_eq!(ep.resend_len(), 1);
+    feed(&mut ep, t0, PEER, &ctl(11, Flags::NACK, Some((80, 80))));
+    let s = summary(&drain(&mut ep, t0, &mut seq, &items));
+    assert_eq!(s[0].0, MsgType::CT_NEW, "resent for PEER");
+}
