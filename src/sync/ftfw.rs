@@ -21,6 +21,9 @@
 //!   group of three a node's ACK drops data the third node has not received, and that
 //!   node's NACK then finds nothing. With one peer both rules are the same.
 //!
+//! * A peer's HELLO releases the resend entries only that peer still owed an ACK for;
+//!   the C daemon empties the whole queue. With one peer both are the same.
+//!
 //! ACK/NACK ranges carry no addressee. With several peers whose sequence spaces overlap,
 //! an ACK one peer meant for another node's numbers also counts for our entries with the
 //! same numbers, and a NACK makes us resend them needlessly. That is a protocol limit the
@@ -88,8 +91,9 @@ pub trait Source<K> {
 pub enum Release {
     /// A peer acknowledged the message that carried it.
     Acked,
-    /// A peer sent HELLO: it restarted and can no longer NACK our old messages, so the
-    /// whole resend queue was emptied (§2.3 step 1).
+    /// A peer sent HELLO: it restarted and can no longer NACK our old messages. The C
+    /// daemon empties its whole resend queue (§2.3 step 1); we release what no other live
+    /// peer still has to ACK, which with one peer is the same.
     PeerRestarted,
     /// The resend queue was full and this was its oldest entry (§2.2).
     QueueFull,

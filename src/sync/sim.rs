@@ -119,6 +119,11 @@ pub(super) struct Sim {
     next_op: usize,
     op_at: Option<Instant>,
     op_interval: Duration,
+    /// Keys created so far, per node.
+    created: Vec<u32>,
+    /// Live keys per node, as the planned workload leaves them.
+    live: Vec<Vec<u32>>,
+    items_per_node: u32,
 }
 
 /// A local event on a node's internal cache.
@@ -151,42 +156,67 @@ impl Sim {
                 external: HashMap::new(),
             })
             .collect();
-        let mut rng = Rng::new(seed);
-        let mut work = Vec::new();
-        let mut created = vec![0u32; n];
-        let mut live: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for _ in 0..ops {
-            let node = rng.below(n as u64) as usize;
-            let key_base = (node as u32 + 1) << 16;
-            let roll = rng.below(10);
-            let op = if live[node].is_empty() || (roll < 4 && created[node] < items_per_node) {
-                created[node] += 1;
-                let k = key_base | created[node];
-                live[node].push(k);
-                Op::Create(k)
-            } else if roll < 8 {
-                let i = rng.below(live[node].len() as u64) as usize;
-                Op::Update(live[node][i])
-            } else {
-                let i = rng.below(live[node].len() as u64) as usize;
-                Op::Destroy(live[node].swap_remove(i))
-            };
-            work.push((node, op));
-        }
-        Self {
+        let mut sim = Self {
             nodes,
             link,
-            rng,
+            rng: Rng::new(seed),
             now: t0,
             t0,
             flight: BinaryHeap::new(),
             order: 0,
             dropped: 0,
-            ops: work,
+            ops: Vec::new(),
             next_op: 0,
             op_at: None,
             op_interval: Duration::from_millis(20),
+            created: vec![0; n],
+            live: vec![Vec::new(); n],
+            items_per_node,
+        };
+        sim.plan(ops);
+        sim
+    }
+
+    /// Appends `count` random operations to the workload: creations (up to
+    /// `items_per_node` per node), updates and destructions of live items.
+    pub(super) fn plan(&mut self, count: usize) {
+        let n = self.nodes.len();
+        for _ in 0..count {
+            let node = self.rng.below(n as u64) as usize;
+            let key_base = (node as u32 + 1) << 16;
+            let roll = self.rng.below(10);
+            let live = &mut self.live[node];
+            let op = if live.is_empty() || (roll < 4 && self.created[node] < self.items_per_node) {
+                self.created[node] += 1;
+                let k = key_base | self.created[node];
+                live.push(k);
+                Op::Create(k)
+            } else if roll < 8 {
+                let i = self.rng.below(live.len() as u64) as usize;
+                Op::Update(live[i])
+            } else {
+                let i = self.rng.below(live.len() as u64) as usize;
+                Op::Destroy(live.swap_remove(i))
+            };
+            self.ops.push((node, op));
         }
+    }
+
+    /// Node `i` restarts: a new endpoint (HELLO, `StartupResync on`) and a new counter,
+    /// an empty external cache, and the internal cache refilled from the kernel (its live
+    /// items; DEAD ones are gone), as the C daemon does at start-up (§2.5, §8.1).
+    pub(super) fn restart(&mut self, i: usize, seq_base: u32) {
+        let config = Config {
+            startup_resync: true,
+            ..Config::default()
+        };
+        let n = &mut self.nodes[i];
+        n.ep = Ftfw::new(config, self.now);
+        n.seq = SeqCounter::new(seq_base);
+        n.external.clear();
+        n.items.0.retain(|_, e| e.0 != MsgType::CT_DEL);
+        // Further work waits for the new handshake.
+        self.op_at = None;
     }
 
     fn apply(&mut self, node: usize, op: Op) {
@@ -295,9 +325,9 @@ impl Sim {
             && self.converged()
     }
 
-    /// Runs until settled or `limit` of virtual time; bounded in steps as well.
+    /// Runs until settled or for `limit` more virtual time; bounded in steps as well.
     pub(super) fn run(&mut self, limit: Duration) -> Outcome {
-        let end = self.t0 + limit;
+        let end = self.now + limit;
         for _ in 0..2_000_000 {
             self.flush();
             if self.settled() || self.now >= end {
@@ -510,5 +540,38 @@ fn test_sim_three_nodes_lossy() {
             // every node resends its own entries that fall in another node's range.
             assert!(o.data_resent <= 3 * o.dropped_on_link + 60, "{o:?}");
         }
+    }
+}
+
+/// A node restarts after the cluster settled (§2.5): the survivor answers HELLO_BACK and
+/// flushes its resend queue; the restarted node's StartupResync RESYNC brings the
+/// survivor's items back; then both go on with new work.
+#[test]
+fn test_sim_restart_with_startup_resync() {
+    println!();
+    println!("FTFW pair, node 1 restarts with StartupResync, dup 2%, jitter 0-30 ms");
+    for (seed, loss) in [(21u64, 0.0), (22, 0.0), (23, 0.01), (24, 0.01), (25, 0.05)] {
+        let link = Link {
+            loss,
+            dup: 0.02,
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(30),
+        };
+        let mut sim = Sim::new(2, &[1_795_606_956, 1_795_606_956], link, seed, 200, 100);
+        let first = sim.run(Duration::from_secs(120));
+        assert!(first.converged, "{first:?}");
+        sim.restart(1, 1_795_607_299);
+        assert!(sim.nodes[1].external.is_empty());
+        sim.plan(200);
+        let o = sim.run(Duration::from_secs(120));
+        println!(
+            "seed {seed} loss {:>2}%: converged {} after {:.1} s, {} data sent, {} resent",
+            (loss * 100.0) as u32,
+            o.converged,
+            o.secs,
+            o.data_sent,
+            o.data_resent
+        );
+        assert!(o.converged, "seed {seed} loss {loss}: {o:?}");
     }
 }
