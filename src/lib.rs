@@ -17,5 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod netlink;
 pub mod runtime;
+pub mod sync;
 pub mod sys;
 pub mod wire;
