@@ -15,6 +15,7 @@
 pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod netlink;
 pub mod runtime;
 pub mod sync;

@@ -70,10 +70,16 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Command::Client(req) = inv.command {
+        drop(out);
+        return conntrackd::ctl::client::run(&conf, req);
+    }
     if needs_daemon {
-        // Honest refusal: the runtime (issue 3) and the control socket (issue 4) are not built
-        // yet.
-        anyhow::bail!("this mode is not implemented yet; only --check-config, -v and -h work");
+        // Honest refusal: the daemon runtime (issue 3) is not built yet.
+        anyhow::bail!(
+            "daemon mode is not implemented yet; only client requests, --check-config, -v and \
+             -h work"
+        );
     }
     writeln!(out, "{}: OK: {}", inv.config.display(), conf.summary())?;
     Ok(ExitCode::SUCCESS)

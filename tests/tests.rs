@@ -4,6 +4,7 @@
 mod channel;
 mod check_config;
 mod config;
+mod ctl;
 mod harness;
 mod netlink_kernel;
 mod util;
