@@ -7,28 +7,24 @@
 //! * `Ring` (the shipped ring: whole batches through `crossbeam::queue::ArrayQueue`), with a
 //!   spinning consumer and with a consumer that sleeps on the eventfd `Waker`;
 //! * `ArrayQueue<T>` used item by item (the first design, a CAS per item and side);
-//! * `RawSpsc`, a hand-written SPSC ring (Lamport/Rigtorp: one atomic store per batch, cached
-//!   peer index) kept here only to decide whether owning the ring is worth the `unsafe` it
-//!   needs — `unsafe` is confined to `src/sys/` in the daemon.
+//!
+//! A hand-written SPSC ring was measured here too (1.5–4× cheaper per item than `Ring` at batch
+//! 32/256 in one calm run; see the history of this file). It needs `unsafe`, which the project
+//! confines to `src/sys/`, so it is not kept; it is the candidate if the profile ever points here.
 //!
 //! Every consumer reads each item once (`touch`), so a design that moves whole vectors is not
 //! credited for skipping the items.
 //!
 //! Absolute numbers are noise on a shared 2-core VM: compare rows within one run.
 //! This file belongs in `bench/micro/ring.rs` once the `bench` crate exists.
-#![allow(unsafe_code)] // RawSpsc only; this benchmark is not part of the daemon.
 
-use std::cell::UnsafeCell;
 use std::hint::black_box;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use conntrackd::runtime::{Placement, Ring, Waker, pin_current};
 use crossbeam::queue::ArrayQueue;
-use crossbeam::utils::CachePadded;
 
 const CAPACITY: usize = 4096;
 const BATCHES: [usize; 3] = [1, 32, 256];
@@ -59,10 +55,6 @@ fn main() {
             Box::new(|b| no_wake(single_ring(items, b))),
         ),
         (
-            "1 thread  RawSpsc<u64> push+pop",
-            Box::new(|b| no_wake(single_raw(items, b))),
-        ),
-        (
             "1 thread  ArrayQueue<u64> per item push+pop",
             Box::new(|b| no_wake(single_aq(items, b))),
         ),
@@ -77,10 +69,6 @@ fn main() {
         (
             "2 threads Ring<[u64;8]>, consumer sleeps",
             Box::new(|b| cross_ring::<Fat>(items, b, true, c)),
-        ),
-        (
-            "2 threads RawSpsc<u64>, consumer spins",
-            Box::new(|b| no_wake(cross_raw(items, b, c))),
         ),
         (
             "2 threads ArrayQueue<u64> per item, spins",
@@ -127,22 +115,6 @@ fn single_ring(items: u64, batch: usize) -> (Duration, u64) {
             c.pop_batch(&mut out, batch);
             touch(&out);
         }
-    }
-    (start.elapsed(), rounds * batch as u64)
-}
-
-fn single_raw(items: u64, batch: usize) -> (Duration, u64) {
-    let (mut p, mut c) = RawSpsc::channel(CAPACITY);
-    let mut inbuf = Vec::with_capacity(batch);
-    let mut out = Vec::with_capacity(batch);
-    let rounds = items / batch as u64;
-    let start = Instant::now();
-    for r in 0..rounds {
-        inbuf.extend((0..batch as u64).map(|i| r + i));
-        p.push_batch(&mut inbuf);
-        out.clear();
-        c.pop_batch(&mut out, batch);
-        touch(&out);
     }
     (start.elapsed(), rounds * batch as u64)
 }
@@ -215,43 +187,6 @@ fn cross_ring<T: Default + Copy + Send + 'static>(
     (elapsed, items, sleep.then(|| waker.signals()))
 }
 
-fn cross_raw(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
-    let (mut p, mut c) = RawSpsc::channel::<u64>(CAPACITY);
-    let consumer_cpus = cpus.to_vec();
-    let consumer = thread::spawn(move || {
-        pin(&consumer_cpus, 1);
-        let mut out = Vec::with_capacity(batch);
-        let mut got = 0;
-        while got < items {
-            out.clear();
-            let n = c.pop_batch(&mut out, batch);
-            if n == 0 {
-                thread::yield_now();
-            }
-            touch(&out);
-            got += n as u64;
-        }
-    });
-    pin(cpus, 0);
-    let start = Instant::now();
-    let mut inbuf = Vec::with_capacity(batch);
-    let mut sent = 0;
-    while sent < items {
-        let n = (batch as u64).min(items - sent);
-        inbuf.extend(0..n);
-        while !inbuf.is_empty() {
-            if p.push_batch(&mut inbuf) == 0 {
-                thread::yield_now();
-            }
-        }
-        sent += n;
-    }
-    consumer.join().unwrap();
-    let elapsed = start.elapsed();
-    let _ = pin_current(&Placement::Fenced(cpus.to_vec()));
-    (elapsed, items)
-}
-
 /// Reads every item, as a worker would.
 fn touch<T: Copy>(items: &[T]) {
     for &item in items {
@@ -317,109 +252,4 @@ fn cross_aq(items: u64, batch: usize, cpus: &[usize]) -> (Duration, u64) {
     let elapsed = start.elapsed();
     let _ = pin_current(&Placement::Fenced(cpus.to_vec()));
     (elapsed, items)
-}
-
-/// A minimal hand-written SPSC ring, for comparison only.
-struct RawShared<T> {
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
-    mask: usize,
-    /// Next slot to read; written by the consumer only.
-    head: CachePadded<AtomicUsize>,
-    /// Next slot to write; written by the producer only.
-    tail: CachePadded<AtomicUsize>,
-}
-
-// SAFETY: each slot is accessed by one side at a time, handed over by the Release store of
-// `tail` (producer → consumer) or `head` (consumer → producer).
-unsafe impl<T: Send> Sync for RawShared<T> {}
-
-impl<T> Drop for RawShared<T> {
-    fn drop(&mut self) {
-        let (head, tail) = (*self.head.get_mut(), *self.tail.get_mut());
-        for i in head..tail {
-            // SAFETY: slots in head..tail were written and not yet read; we have `&mut self`.
-            unsafe { self.slots[i & self.mask].get_mut().assume_init_drop() };
-        }
-    }
-}
-
-struct RawProducer<T> {
-    shared: Arc<RawShared<T>>,
-    tail: usize,
-    cached_head: usize,
-}
-
-struct RawConsumer<T> {
-    shared: Arc<RawShared<T>>,
-    head: usize,
-    cached_tail: usize,
-}
-
-struct RawSpsc;
-
-impl RawSpsc {
-    fn channel<T>(capacity: usize) -> (RawProducer<T>, RawConsumer<T>) {
-        let capacity = capacity.next_power_of_two();
-        let shared = Arc::new(RawShared {
-            slots: (0..capacity)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-                .collect(),
-            mask: capacity - 1,
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
-        });
-        (
-            RawProducer {
-                shared: Arc::clone(&shared),
-                tail: 0,
-                cached_head: 0,
-            },
-            RawConsumer {
-                shared,
-                head: 0,
-                cached_tail: 0,
-            },
-        )
-    }
-}
-
-impl<T> RawProducer<T> {
-    /// Pushes as many items from the front of `batch` as fit, with one Release store.
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> usize {
-        let s = &*self.shared;
-        let cap = s.mask + 1;
-        if self.tail - self.cached_head + batch.len() > cap {
-            self.cached_head = s.head.load(Ordering::Acquire);
-        }
-        let n = (cap - (self.tail - self.cached_head)).min(batch.len());
-        for (i, item) in batch.drain(..n).enumerate() {
-            let slot = &s.slots[(self.tail + i) & s.mask];
-            // SAFETY: the slot is in the free region (tail..head+cap), which only the producer
-            // touches until the Release store below publishes it.
-            unsafe { (*slot.get()).write(item) };
-        }
-        self.tail += n;
-        s.tail.store(self.tail, Ordering::Release);
-        n
-    }
-}
-
-impl<T> RawConsumer<T> {
-    /// Pops up to `max` items with one Release store.
-    fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
-        let s = &*self.shared;
-        if self.cached_tail - self.head < max {
-            self.cached_tail = s.tail.load(Ordering::Acquire);
-        }
-        let n = (self.cached_tail - self.head).min(max);
-        for i in 0..n {
-            let slot = &s.slots[(self.head + i) & s.mask];
-            // SAFETY: the slot is in head..tail, published by the producer's Release store
-            // (seen by our Acquire load) and not yet handed back.
-            out.push(unsafe { (*slot.get()).assume_init_read() });
-        }
-        self.head += n;
-        s.head.store(self.head, Ordering::Release);
-        n
-    }
 }

@@ -422,3 +422,37 @@ fn c_daemon_replicates_ftp_expectation() {
         "{internal}"
     );
 }
+
+/// No test traffic can leave through the host's default route: the host namespace
+/// blackholes every test range once any namespace fixture exists.
+#[test]
+fn host_namespace_blackholes_test_ranges() {
+    let _ns = NetNs::new("bh");
+    for (ip, probe) in [
+        ("-4", "10.231.1.1"),
+        ("-4", "10.232.0.2"),
+        ("-4", "225.0.0.50"),
+        ("-6", "fd00:231::1"),
+    ] {
+        let out = crate::util::run(&["ip", ip, "route", "show", "match", probe]);
+        let routes = String::from_utf8_lossy(&out.stdout);
+        let best = routes
+            .lines()
+            .map(|l| {
+                let prefix = l.split_whitespace().find(|w| w.contains('/')).unwrap_or("");
+                let len: u32 = prefix
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                (len, l.to_owned())
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, l)| l)
+            .unwrap_or_default();
+        assert!(
+            best.starts_with("blackhole"),
+            "{probe}: the host's best route is `{best}`, not a blackhole:\n{routes}"
+        );
+    }
+}

@@ -15,16 +15,27 @@
 //!   With one peer both behave identically.
 //! * The alive timer sends one ACK per peer with something to acknowledge; with one peer
 //!   that is the C rule (§2.2 "alive timer fires").
+//! * **Per-peer acknowledgement**: a resend-queue entry is released once every peer that
+//!   was live when it was sent has ACKed it (a peer is live while heard from within
+//!   [`Config::peer_timeout`]). The C daemon releases on the first ACK from anyone, so on a
+//!   group of three a node's ACK drops data the third node has not received, and that
+//!   node's NACK then finds nothing. With one peer both rules are the same.
 //!
-//! ACK/NACK ranges carry no addressee, so with several peers whose sequence spaces overlap
-//! an ACK meant for another node can release our entries; that is a protocol limit, shared
-//! with the C daemon.
+//! * A peer's HELLO releases the resend entries only that peer still owed an ACK for;
+//!   the C daemon empties the whole queue. With one peer both are the same.
+//!
+//! ACK/NACK ranges carry no addressee. With several peers whose sequence spaces overlap,
+//! an ACK one peer meant for another node's numbers also counts for our entries with the
+//! same numbers, and a NACK makes us resend them needlessly. That is a protocol limit the
+//! C daemon shares; only far-apart sequence spaces (daemons started long apart, little
+//! traffic) avoid it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use super::Stats;
+use super::resend::{Ctl, Kept, ResendQueue, peer_bit};
 use super::seq::Seq;
 use super::timer::{Timer, TimerTable};
 use crate::wire::header::SeqRange;
@@ -44,6 +55,11 @@ pub struct Config {
     pub alive_interval: Duration,
     /// `StartupResync on`: queue one RESYNC at start-up (§5.1).
     pub startup_resync: bool,
+    /// A peer not heard from for this long no longer holds back our resend queue (see
+    /// "per-peer acknowledgement" in the module documentation). Not a C parameter: two
+    /// quiet peers exchange a message every second, so a few seconds of silence mean the
+    /// peer is gone.
+    pub peer_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +70,7 @@ impl Default for Config {
             link_buffer: 1472,
             alive_interval: Duration::from_secs(1),
             startup_resync: false,
+            peer_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -74,8 +91,9 @@ pub trait Source<K> {
 pub enum Release {
     /// A peer acknowledged the message that carried it.
     Acked,
-    /// A peer sent HELLO: it restarted and can no longer NACK our old messages, so the
-    /// whole resend queue was emptied (§2.3 step 1).
+    /// A peer sent HELLO: it restarted and can no longer NACK our old messages. The C
+    /// daemon empties its whole resend queue (§2.3 step 1); we release what no other live
+    /// peer still has to ACK, which with one peer is the same.
     PeerRestarted,
     /// The resend queue was full and this was its oldest entry (§2.2).
     QueueFull,
@@ -141,37 +159,10 @@ pub struct Transmit {
     pub messages: usize,
 }
 
-/// A control message as queued; HELLO bits are added at transmission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ctl {
-    flags: Flags,
-    range: Option<SeqRange>,
-}
-
-impl Ctl {
-    /// ACK, NACK and RESYNC are kept for retransmission; ALIVE is not (§2.2).
-    const fn is_kept(self) -> bool {
-        self.flags.has_range()
-    }
-}
-
 #[derive(Debug, Clone)]
 enum TxItem<K> {
     Data { key: K, resent: bool },
     Ctl { ctl: Ctl, resent: bool },
-}
-
-#[derive(Debug, Clone)]
-enum Kept<K> {
-    Data(K),
-    Ctl(Ctl),
-}
-
-/// A transmitted message awaiting acknowledgement.
-#[derive(Debug, Clone)]
-struct ResendEntry<K> {
-    seq: Seq,
-    what: Kept<K>,
 }
 
 /// Where a queued item is.
@@ -194,6 +185,8 @@ struct Rx<P> {
     window: i64,
     /// The peer's last message carried HELLO (for [`Event::PeerRestarted`]).
     in_hello: bool,
+    /// When the peer's last message arrived.
+    heard: Instant,
 }
 
 /// One FTFW endpoint: the sender and the per-peer receivers of a node.
@@ -206,12 +199,13 @@ pub struct Ftfw<K, P> {
     /// Messages to send, FIFO. A data key is here at most once (`loc` says so).
     tx: VecDeque<TxItem<K>>,
     /// Sent messages awaiting ACK, in transmission (hence sequence) order.
-    resend: BTreeMap<u64, ResendEntry<K>>,
-    next_resend: u64,
+    resend: ResendQueue<K>,
     loc: HashMap<K, Loc>,
     /// Per-sender receive state. A handful of peers: a `Vec` is faster than a map and
     /// iterates in a fixed order, which keeps the output deterministic.
     peers: Vec<Rx<P>>,
+    /// Live peers at the last sweep (see `sweep_silent_peers`).
+    live_mask: u64,
     /// We keep setting HELLO until some peer answers HELLO_BACK.
     hello_done: bool,
     /// A peer sent HELLO: set HELLO_BACK on our next message, once.
@@ -233,10 +227,10 @@ where
             config,
             timers: TimerTable::default(),
             tx: VecDeque::new(),
-            resend: BTreeMap::new(),
-            next_resend: 0,
+            resend: ResendQueue::default(),
             loc: HashMap::new(),
             peers: Vec::new(),
+            live_mask: 0,
             hello_done: false,
             say_hello_back: false,
             events: VecDeque::new(),
@@ -289,7 +283,7 @@ where
         match self.loc.get(&key) {
             Some(Loc::Tx) => return,
             Some(&Loc::Resend(i)) => {
-                self.resend.remove(&i);
+                self.resend.remove(i);
             }
             None => {}
         }
@@ -337,6 +331,7 @@ where
         if !self.timers.take_expired(Timer::Alive, now) {
             return;
         }
+        self.sweep_silent_peers(now);
         let mut acks = Vec::new();
         for rx in &mut self.peers {
             if let (Some(from), Some(last)) = (rx.ack_from.take(), rx.last) {
@@ -372,6 +367,7 @@ where
     ) -> Option<Transmit> {
         let mut dgram = Datagram::new(buf, self.config.link_buffer);
         let mut messages = 0;
+        let need = self.live_peers(now);
         while let Some(item) = self.tx.front().cloned() {
             let hello = self.hello_flags();
             let pushed = match &item {
@@ -413,14 +409,14 @@ where
                 TxItem::Data { key, resent } => {
                     self.stats.data_sent += 1;
                     self.stats.data_resent += u64::from(resent);
-                    let i = self.keep(s, Kept::Data(key.clone()));
+                    let i = self.resend.push(s, Kept::Data(key.clone()), need);
                     self.loc.insert(key, Loc::Resend(i));
                 }
                 TxItem::Ctl { ctl, resent } => {
                     self.stats.ctl_sent += 1;
                     self.stats.ctl_resent += u64::from(resent);
                     if ctl.is_kept() {
-                        self.keep(s, Kept::Ctl(ctl));
+                        self.resend.push(s, Kept::Ctl(ctl), need);
                     }
                 }
             }
@@ -454,21 +450,14 @@ where
         f
     }
 
-    fn keep(&mut self, seq: Seq, what: Kept<K>) -> u64 {
-        let i = self.next_resend;
-        self.next_resend += 1;
-        self.resend.insert(i, ResendEntry { seq, what });
-        i
-    }
-
     /// Drops the oldest entries beyond `ResendQueueSize` (§2.2).
     fn trim_resend(&mut self) {
         while self.resend.len() > self.config.resend_queue_size {
-            let Some((_, e)) = self.resend.pop_first() else {
+            let Some(what) = self.resend.pop_oldest() else {
                 break;
             };
             self.stats.resend_overflow += 1;
-            if let Kept::Data(key) = e.what {
+            if let Kept::Data(key) = what {
                 self.release(key, Release::QueueFull);
             }
         }
@@ -512,10 +501,10 @@ where
     }
 
     /// The receiver state machine for one message from `peer` (sync-modes.md §2.3).
-    pub fn handle_message(&mut self, _now: Instant, peer: &P, msg: &Message<'_>) -> Verdict {
+    pub fn handle_message(&mut self, now: Instant, peer: &P, msg: &Message<'_>) -> Verdict {
         let seq = Seq(msg.header.seq);
         let flags = msg.header.flags;
-        let p = self.peer_index(peer);
+        let p = self.peer_index(peer, now);
         let hello = flags.contains(Flags::HELLO);
         // Step 1: the HELLO bits are looked at before anything else, even on a message
         // that turns out to be bad.
@@ -539,19 +528,18 @@ where
                 rx.window = i64::from(self.config.ack_window) - 1;
                 rx.ack_from = Some(seq);
             }
-            // The peer restarted and cannot NACK what we sent before.
-            self.flush_resend();
-            return self.accept_in_order(p, seq, msg);
+            self.forget_resend(p, now);
+            return self.accept_in_order(p, seq, msg, now);
         }
         // Step 2: sequence check against the sender's own space.
         let Some(last) = self.peers[p].last else {
-            return self.accept_in_order(p, seq, msg);
+            return self.accept_in_order(p, seq, msg, now);
         };
         let expected = last.next();
         if seq == expected {
-            self.accept_in_order(p, seq, msg)
+            self.accept_in_order(p, seq, msg, now)
         } else if seq.after(expected) {
-            let v = self.digest(peer, msg);
+            let v = self.digest(p, msg, now);
             if v == Verdict::Bad {
                 return v;
             }
@@ -574,9 +562,8 @@ where
 
     /// Step 4 + 5 for a message taken in order (or without checks): process it, count it
     /// in the ACK window, remember its seq.
-    fn accept_in_order(&mut self, p: usize, seq: Seq, msg: &Message<'_>) -> Verdict {
-        let peer = self.peers[p].peer.clone();
-        let v = self.digest(&peer, msg);
+    fn accept_in_order(&mut self, p: usize, seq: Seq, msg: &Message<'_>, now: Instant) -> Verdict {
+        let v = self.digest(p, msg, now);
         if v == Verdict::Bad {
             return v;
         }
@@ -594,12 +581,12 @@ where
     }
 
     /// Step 4: what the message does to our queues.
-    fn digest(&mut self, peer: &P, msg: &Message<'_>) -> Verdict {
+    fn digest(&mut self, p: usize, msg: &Message<'_>, now: Instant) -> Verdict {
         match msg.kind() {
             Kind::Data(_) => Verdict::Data,
             Kind::Ack(r) | Kind::Nack(r) if Seq(r.to).before(Seq(r.from)) => self.bad(),
             Kind::Ack(r) => {
-                self.on_ack(Seq(r.from), Seq(r.to));
+                self.on_ack(p, Seq(r.from), Seq(r.to), now);
                 Verdict::Control
             }
             Kind::Nack(r) => {
@@ -607,8 +594,8 @@ where
                 Verdict::Control
             }
             Kind::Resync => {
-                self.events
-                    .push_back(Event::ResyncRequested { peer: peer.clone() });
+                let peer = self.peers[p].peer.clone();
+                self.events.push_back(Event::ResyncRequested { peer });
                 Verdict::Control
             }
             Kind::Alive => Verdict::Control,
@@ -621,42 +608,47 @@ where
         Verdict::Bad
     }
 
-    /// Keys of the resend entries in `[from, to]`. The queue is in sequence order, so the
-    /// walk stops at the first entry after `to`, like the C iterator.
-    fn in_range(&self, from: Seq, to: Seq) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (&i, e) in &self.resend {
-            if e.seq.before(from) {
-                continue;
-            }
-            if e.seq.after(to) {
-                break;
-            }
-            out.push(i);
-        }
-        out
+    /// Marks the entries in `[from, to]` as acknowledged by peer `p` and releases those
+    /// that every live peer they wait for has acknowledged.
+    fn on_ack(&mut self, p: usize, from: Seq, to: Seq, now: Instant) {
+        let live = self.live_peers(now);
+        let done = self.resend.ack(peer_bit(p), from, to, live);
+        self.release_kept(done, Release::Acked);
     }
 
-    fn on_ack(&mut self, from: Seq, to: Seq) {
-        for i in self.in_range(from, to) {
-            if let Some(ResendEntry {
-                what: Kept::Data(key),
-                ..
-            }) = self.resend.remove(&i)
-            {
-                self.release(key, Release::Acked);
+    fn release_kept(&mut self, kept: Vec<Kept<K>>, reason: Release) {
+        for what in kept {
+            if let Kept::Data(key) = what {
+                self.release(key, reason);
             }
         }
+    }
+
+    /// Peers heard from within `peer_timeout`, as a bit set.
+    fn live_peers(&self, now: Instant) -> u64 {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| now.saturating_duration_since(r.heard) < self.config.peer_timeout)
+            .fold(0, |m, (i, _)| m | peer_bit(i))
+    }
+
+    /// A peer fell silent: release what only it still had to acknowledge.
+    fn sweep_silent_peers(&mut self, now: Instant) {
+        let live = self.live_peers(now);
+        if live == self.live_mask {
+            return;
+        }
+        self.live_mask = live;
+        let done = self.resend.sweep(live);
+        self.release_kept(done, Release::Acked);
     }
 
     /// Moves the NACKed entries back to the transmit queue; they are re-serialised from
     /// their current state with new sequence numbers (§2.4).
     fn on_nack(&mut self, from: Seq, to: Seq) {
-        for i in self.in_range(from, to) {
-            let Some(e) = self.resend.remove(&i) else {
-                continue;
-            };
-            match e.what {
+        for what in self.resend.nack(from, to) {
+            match what {
                 Kept::Data(key) => {
                     self.loc.insert(key.clone(), Loc::Tx);
                     self.tx.push_back(TxItem::Data { key, resent: true });
@@ -666,16 +658,18 @@ where
         }
     }
 
-    fn flush_resend(&mut self) {
-        while let Some((_, e)) = self.resend.pop_first() {
-            if let Kept::Data(key) = e.what {
-                self.release(key, Release::PeerRestarted);
-            }
-        }
+    /// Peer `p` restarted: it can no longer NACK our old messages, so it stops holding
+    /// them. With one peer this empties the queue, as the C daemon does (§2.3 step 1);
+    /// with several, entries the others still have to ACK stay.
+    fn forget_resend(&mut self, p: usize, now: Instant) {
+        let live = self.live_peers(now);
+        let done = self.resend.forget_peer(peer_bit(p), live);
+        self.release_kept(done, Release::PeerRestarted);
     }
 
-    fn peer_index(&mut self, peer: &P) -> usize {
+    fn peer_index(&mut self, peer: &P, now: Instant) -> usize {
         if let Some(i) = self.peers.iter().position(|r| r.peer == *peer) {
+            self.peers[i].heard = now;
             return i;
         }
         self.peers.push(Rx {
@@ -684,6 +678,7 @@ where
             ack_from: None,
             window: i64::from(self.config.ack_window),
             in_hello: false,
+            heard: now,
         });
         self.peers.len() - 1
     }

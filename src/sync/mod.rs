@@ -11,12 +11,16 @@
 //!   `poll_event()` until `None`, then sleep until `poll_timeout()`.
 //!
 //! [`ftfw`] is the reliable mode (the default); ALARM and NOTRACK live elsewhere.
-//! [`seq`] holds the serial arithmetic and [`timer`] the timer table.
+//! [`seq`] holds the serial arithmetic, [`timer`] the timer table and `resend` the FTFW
+//! resend queue.
 
 pub mod ftfw;
+mod resend;
 pub mod seq;
 pub mod timer;
 
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 

@@ -710,3 +710,67 @@ fn test_handle_datagram() {
     assert!(ep.handle_datagram(t0, &PEER, &bad, |_| ()).is_err());
     assert_eq!(ep.stats().rx_malformed, 1);
 }
+
+#[test]
+fn test_release_waits_for_every_live_peer() {
+    let t0 = Instant::now();
+    let mut ep = established(t0, 10);
+    feed(&mut ep, t0, OTHER, &ctl(500, Flags::ALIVE, None));
+    let mut items = Items::default();
+    for k in 1..=2 {
+        items.0.insert(k, (MsgType::CT_NEW, ct(k, 0)));
+        ep.queue_item(k);
+    }
+    let mut seq = SeqCounter::new(70);
+    drain(&mut ep, t0, &mut seq, &items); // 70, 71
+    // PEER has both, OTHER only the first so far: item 2 must stay for OTHER's NACK.
+    feed(&mut ep, t0, PEER, &ctl(11, Flags::ACK, Some((70, 71))));
+    assert_eq!(ep.resend_len(), 2);
+    feed(&mut ep, t0, OTHER, &ctl(501, Flags::ACK, Some((70, 70))));
+    assert_eq!(ep.resend_len(), 1);
+    feed(&mut ep, t0, OTHER, &ctl(502, Flags::NACK, Some((71, 71))));
+    let s = summary(&drain(&mut ep, t0, &mut seq, &items));
+    assert_eq!(s, [(MsgType::CT_NEW, Flags::NONE, 72, None)]);
+    // OTHER falls silent: after peer_timeout only PEER's ACK is needed.
+    let later = t0 + Duration::from_secs(6);
+    feed(&mut ep, later, PEER, &ctl(12, Flags::ACK, Some((72, 72))));
+    assert_eq!(ep.resend_len(), 0);
+    assert_eq!(ep.unacked_items(), 0);
+
+    // An entry acked by PEER while OTHER was live is released by the timer's sweep once
+    // OTHER has been silent for peer_timeout.
+    let mut ep = established(t0, 10);
+    feed(&mut ep, t0, OTHER, &ctl(500, Flags::ALIVE, None));
+    ep.queue_item(1);
+    drain(&mut ep, t0, &mut seq, &items); // 73
+    feed(&mut ep, t0, PEER, &ctl(11, Flags::ACK, Some((73, 73))));
+    assert_eq!(ep.unacked_items(), 1);
+    for s in 12..20 {
+        let now = tick(&mut ep);
+        feed(&mut ep, now, PEER, &ctl(s, Flags::ALIVE, None));
+    }
+    assert_eq!(ep.unacked_items(), 0);
+}
+
+#[test]
+fn test_restart_of_one_peer_keeps_what_others_owe() {
+    let t0 = Instant::now();
+    let mut ep = established(t0, 10);
+    feed(&mut ep, t0, OTHER, &ctl(500, Flags::ALIVE, None));
+    let mut items = Items::default();
+    items.0.insert(1, (MsgType::CT_NEW, ct(1, 0)));
+    ep.queue_item(1);
+    let mut seq = SeqCounter::new(80);
+    drain(&mut ep, t0, &mut seq, &items);
+    // OTHER restarts: it cannot NACK seq 80 any more, but PEER still can.
+    feed(
+        &mut ep,
+        t0,
+        OTHER,
+        &ctl(3, Flags::ALIVE | Flags::HELLO, None),
+    );
+    assert_eq!(ep.resend_len(), 1);
+    feed(&mut ep, t0, PEER, &ctl(11, Flags::NACK, Some((80, 80))));
+    let s = summary(&drain(&mut ep, t0, &mut seq, &items));
+    assert_eq!(s[0].0, MsgType::CT_NEW, "resent for PEER");
+}

@@ -42,6 +42,32 @@ pub(crate) use netns::{NetNs, NsConfig, Veth, enable_conntrack, enable_conntrack
 ///
 /// System tests create namespaces and load nftables rules; without root they must fail
 /// loudly instead of passing vacuously.
+/// The address ranges test traffic uses, inside namespaces only: 10.231.0.0/16 and
+/// 10.232.0.0/16, fd00:231::/32, and the multicast groups 225.0.0.0/24 (ff02:: is link-local
+/// and never routed).
+pub(crate) const TEST_RANGES_V4: [&str; 3] = ["10.231.0.0/16", "10.232.0.0/16", "225.0.0.0/24"];
+/// See [`TEST_RANGES_V4`].
+pub(crate) const TEST_RANGES_V6: [&str; 1] = ["fd00:231::/32"];
+
+/// Makes the HOST namespace drop anything addressed to the test ranges.
+///
+/// Why: a socket opened by mistake in the host namespace (a thread that was never moved into
+/// its test namespace) would otherwise follow the host's default route off this machine. This
+/// happened once during development (a TCP reconnect path). Blackhole routes make such a bug
+/// fail with an error instead of sending traffic anywhere. They are left in place: the ranges
+/// are reserved for these tests, and each test namespace has its own routing table.
+pub(crate) fn contain_test_ranges() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for r in TEST_RANGES_V4 {
+            cmd::expect_run(&["ip", "route", "replace", "blackhole", r]);
+        }
+        for r in TEST_RANGES_V6 {
+            cmd::expect_run(&["ip", "-6", "route", "replace", "blackhole", r]);
+        }
+    });
+}
+
 pub(crate) fn require_root() {
     // Reading /proc keeps the test crate free of `unsafe` (no geteuid call).
     let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");

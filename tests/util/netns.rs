@@ -67,6 +67,7 @@ impl NetNs {
     /// [`Self::new`], whose names cannot collide; this exists for tests of the fixture.
     pub(crate) fn named(name: &str, config: NsConfig) -> Self {
         require_root();
+        super::contain_test_ranges();
         let name = name.to_owned();
         let path = Path::new("/run/netns").join(&name);
         if path.exists() {

@@ -1,0 +1,237 @@
+//! The FTFW resend queue: transmitted messages awaiting acknowledgement (sync-modes.md
+//! §2.2, §2.3 step 4).
+//!
+//! Entries are kept in transmission order, which is sequence order: the daemon's one
+//! counter only moves forward. ACK and NACK walks therefore stop at the first entry after
+//! the range, as the C iterator does. Entries are keyed by a local, never-wrapping index
+//! so that an item moved back to the transmit queue can be removed in O(log n).
+//!
+//! Each entry records which peers must acknowledge it (the live ones when it was sent)
+//! and which did; see "per-peer acknowledgement" in [`super::ftfw`].
+
+use std::collections::BTreeMap;
+
+use super::seq::Seq;
+use crate::wire::Flags;
+use crate::wire::header::SeqRange;
+
+/// A control message as queued; HELLO bits are added at transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ctl {
+    pub(super) flags: Flags,
+    pub(super) range: Option<SeqRange>,
+}
+
+impl Ctl {
+    /// ACK, NACK and RESYNC are kept for retransmission; ALIVE is not (§2.2).
+    pub(super) const fn is_kept(self) -> bool {
+        self.flags.has_range()
+    }
+}
+
+/// What an entry retransmits: a data item (re-read from the cache) or a control message.
+#[derive(Debug, Clone)]
+pub(super) enum Kept<K> {
+    Data(K),
+    Ctl(Ctl),
+}
+
+#[derive(Debug, Clone)]
+struct Entry<K> {
+    seq: Seq,
+    what: Kept<K>,
+    /// Peers (bit = peer index) that were live when it was sent and must ACK it.
+    need: u64,
+    /// Peers that did.
+    acked: u64,
+}
+
+impl<K> Entry<K> {
+    /// No live peer it waits for is missing.
+    const fn done(&self, live: u64) -> bool {
+        self.need & live & !self.acked == 0
+    }
+}
+
+/// The bit of peer index `p` in the peer sets; 0 beyond 64 peers, where every ACK
+/// releases (the C rule).
+pub(super) const fn peer_bit(p: usize) -> u64 {
+    if p < 64 { 1 << p } else { 0 }
+}
+
+/// Sent messages awaiting ACK, oldest first.
+#[derive(Debug)]
+pub(super) struct ResendQueue<K> {
+    entries: BTreeMap<u64, Entry<K>>,
+    next: u64,
+}
+
+impl<K> Default for ResendQueue<K> {
+    fn default() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<K> ResendQueue<K> {
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends a message sent as `seq`, to be ACKed by the peers in `need`; returns its
+    /// handle.
+    pub(super) fn push(&mut self, seq: Seq, what: Kept<K>, need: u64) -> u64 {
+        let i = self.next;
+        self.next += 1;
+        let entry = Entry {
+            seq,
+            what,
+            need,
+            acked: 0,
+        };
+        self.entries.insert(i, entry);
+        i
+    }
+
+    /// Removes an entry by handle (its item was queued again).
+    pub(super) fn remove(&mut self, handle: u64) {
+        self.entries.remove(&handle);
+    }
+
+    /// Removes the oldest entry (queue full, §2.2).
+    pub(super) fn pop_oldest(&mut self) -> Option<Kept<K>> {
+        self.entries.pop_first().map(|(_, e)| e.what)
+    }
+
+    /// Handles of the entries in `[from, to]`, in order.
+    fn in_range(&self, from: Seq, to: Seq) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (&i, e) in &self.entries {
+            if e.seq.before(from) {
+                continue;
+            }
+            if e.seq.after(to) {
+                break;
+            }
+            out.push(i);
+        }
+        out
+    }
+
+    /// Peer `bit` ACKed `[from, to]`: returns the entries no live peer still owes an ACK
+    /// for, removed from the queue.
+    pub(super) fn ack(&mut self, bit: u64, from: Seq, to: Seq, live: u64) -> Vec<Kept<K>> {
+        let mut out = Vec::new();
+        for i in self.in_range(from, to) {
+            if let Some(e) = self.entries.get_mut(&i) {
+                e.acked |= bit;
+                if bit == 0 || e.done(live) {
+                    out.extend(self.entries.remove(&i).map(|e| e.what));
+                }
+            }
+        }
+        out
+    }
+
+    /// A NACK of `[from, to]`: removes and returns those entries for retransmission.
+    pub(super) fn nack(&mut self, from: Seq, to: Seq) -> Vec<Kept<K>> {
+        self.in_range(from, to)
+            .into_iter()
+            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
+            .collect()
+    }
+
+    /// Peer `bit` restarted and can no longer NACK anything: it counts as having ACKed
+    /// every entry. Returns the entries this completes. With one peer that empties the
+    /// queue, the C behaviour (§2.3 step 1).
+    pub(super) fn forget_peer(&mut self, bit: u64, live: u64) -> Vec<Kept<K>> {
+        if bit == 0 {
+            return core::mem::take(&mut self.entries)
+                .into_values()
+                .map(|e| e.what)
+                .collect();
+        }
+        for e in self.entries.values_mut() {
+            e.acked |= bit;
+        }
+        self.sweep(live)
+    }
+
+    /// Removes and returns the entries that no live peer still owes an ACK for, among
+    /// those acknowledged at least once (a peer fell silent).
+    pub(super) fn sweep(&mut self, live: u64) -> Vec<Kept<K>> {
+        let done: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.acked != 0 && e.done(live))
+            .map(|(&i, _)| i)
+            .collect();
+        done.into_iter()
+            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn data(q: &ResendQueue<u32>) -> Vec<u32> {
+        q.entries
+            .values()
+            .filter_map(|e| match e.what {
+                Kept::Data(k) => Some(k),
+                Kept::Ctl(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn test_ack_needs_every_live_peer() {
+        let (a, b) = (peer_bit(0), peer_bit(1));
+        let mut q = ResendQueue::default();
+        for k in 0..4u32 {
+            q.push(Seq(u32::MAX - 1) + k, Kept::Data(k), a | b);
+        }
+        // The range crosses the wrap of the counter.
+        assert!(q.ack(a, Seq(u32::MAX), Seq(1), a | b).is_empty());
+        assert_eq!(q.ack(b, Seq(0), Seq(5), a | b).len(), 2);
+        assert_eq!(data(&q), [0, 1]);
+        // b gone silent: a's ACK suffices.
+        assert_eq!(q.ack(a, Seq(u32::MAX), Seq(u32::MAX), a).len(), 1);
+        assert_eq!(data(&q), [0]);
+        // b restarted: it owes nothing more; entry 0 still waits for a.
+        assert!(q.forget_peer(b, a | b).is_empty());
+        assert_eq!(
+            q.ack(a, Seq(u32::MAX - 1), Seq(u32::MAX - 1), a | b).len(),
+            1
+        );
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn test_nack_sweep_overflow() {
+        let a = peer_bit(0);
+        let mut q = ResendQueue::default();
+        let h = q.push(Seq(10), Kept::Data(1u32), a);
+        q.push(Seq(11), Kept::Data(2), a);
+        q.push(Seq(12), Kept::Data(3), a);
+        q.remove(h);
+        assert_eq!(q.nack(Seq(5), Seq(11)).len(), 1);
+        assert_eq!(data(&q), [3]);
+        assert!(matches!(q.pop_oldest(), Some(Kept::Data(3))));
+        assert!(q.pop_oldest().is_none());
+        // Acked by a, then b (also needed) falls silent.
+        let b = peer_bit(1);
+        q.push(Seq(13), Kept::Data(4), a | b);
+        assert!(q.ack(a, Seq(13), Seq(13), a | b).is_empty());
+        assert_eq!(q.sweep(a).len(), 1);
+        // Peer index 64 and beyond: any ACK releases, a restart flushes everything.
+        q.push(Seq(14), Kept::Data(5), a);
+        q.push(Seq(15), Kept::Data(6), a);
+        assert_eq!(q.ack(peer_bit(70), Seq(14), Seq(14), a).len(), 1);
+        assert_eq!(q.forget_peer(peer_bit(70), a).len(), 1);
+    }
+}
