@@ -8,20 +8,15 @@
 
 use std::time::Instant;
 
-use super::convert;
 use super::log::Log;
+use crate::cache::Secs;
+use crate::cache::convert::{self, CommitPolicy};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::socket::{CtHandle, errno_of};
 use crate::wire::ct;
 
 /// Commit parameters from the `Sync` section.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitConfig {
-    /// `CommitTimeout` (0: estimate from the entry's own timeout).
-    pub commit_timeout: u32,
-    /// `TCPWindowTracking`.
-    pub window_tracking: bool,
-}
+pub type CommitConfig = CommitPolicy;
 
 /// Outcome of one commit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,31 +27,25 @@ pub struct CommitReport {
     pub failed: usize,
 }
 
-/// The timeout of a committed entry (§6 step 4).
-fn timeout_of(r: &ct::Repr, age: u64, cfg: &CommitConfig) -> u32 {
-    if cfg.commit_timeout > 0 {
-        return cfg.commit_timeout;
-    }
-    let left = i64::from(r.timeout.unwrap_or(0)) - age as i64;
-    if left < 0 { 60 } else { left as u32 }
-}
-
-/// Creates every entry of `entries` (`(payload, seconds since last update)`) in the kernel,
-/// blocking until the kernel acknowledged all of them, and logs the C daemon's summary.
+/// Creates every entry of `entries` (`(payload, last update in cache seconds since
+/// `epoch`)`) in the kernel, blocking until the kernel acknowledged all of them, and logs
+/// the C daemon's summary.
 pub fn commit(
     h: &mut CtHandle,
-    entries: &[(ct::Repr, u64)],
+    entries: &[(ct::Repr, Secs)],
+    epoch: Instant,
     cfg: &CommitConfig,
     log: &Log,
 ) -> CommitReport {
     let start = Instant::now();
+    let now = start.duration_since(epoch).as_secs() as Secs;
     let mut report = CommitReport::default();
     let (mut plain, mut related) = (Vec::new(), Vec::new());
-    for (r, age) in entries {
-        match convert::kernel_from_wire(r, timeout_of(r, *age, cfg), cfg.window_tracking) {
-            Some(ct) if ct.master.is_some() => related.push(ct),
-            Some(ct) => plain.push(ct),
-            None => report.failed += 1,
+    for (r, updated) in entries {
+        match convert::kernel_from_wire(r, now, *updated, cfg) {
+            Ok(ct) if ct.master.is_some() => related.push(ct),
+            Ok(ct) => plain.push(ct),
+            Err(_) => report.failed += 1,
         }
     }
     for pass in [&plain, &related] {

@@ -20,10 +20,9 @@ use super::log::Log;
 use super::stats::{
     CacheTotals, LinkStats, ReaderStats, ShardStats, render_cache_stats, render_stats,
 };
-use crate::daemon::convert::Key;
+use crate::cache::{CtKey, shard_of};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::socket::{CtHandle, DumpFilter};
-use crate::runtime::placement::shard_of;
 use crate::runtime::ring::Producer;
 use crate::runtime::sender::LinkCmd;
 use crate::runtime::worker::{Cmd, CtChange, KernelEvent, Origin};
@@ -78,6 +77,8 @@ pub struct CtlState {
     pub log: Arc<Log>,
     /// Daemon start, for `-s runtime`.
     pub started: Instant,
+    /// The caches' clock origin.
+    pub epoch: Instant,
 }
 
 /// Binds the control socket at `path` (replacing a stale file) with the C backlog of 100.
@@ -160,7 +161,13 @@ impl CtlState {
             code::CT_DUMP_EXTERNAL => self.broadcast(Cmd::DumpExternal).concat(),
             code::CT_COMMIT | code::ALL_COMMIT => {
                 let all: Vec<_> = self.broadcast(Cmd::CollectExternal).concat();
-                commit::commit(&mut self.commit, &all, &self.commit_cfg, &self.log);
+                commit::commit(
+                    &mut self.commit,
+                    &all,
+                    self.epoch,
+                    &self.commit_cfg,
+                    &self.log,
+                );
                 String::new()
             }
             code::CT_FLUSH_CACHE | code::ALL_FLUSH_CACHE => {
@@ -212,7 +219,7 @@ impl CtlState {
         let res = self
             .flush
             .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
-                let s = shard_of(Key::of(ct).route_hash(), n);
+                let s = shard_of(&CtKey::from_conntrack(ct), n);
                 per[s].push(KernelEvent {
                     change: CtChange::New,
                     origin: Origin::Dump,

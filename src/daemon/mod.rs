@@ -13,10 +13,8 @@
 //! the link), one control thread. Rings connect them; no lock on the event path.
 
 pub mod commit;
-pub mod convert;
 pub mod ctl;
 pub mod log;
-pub mod render;
 pub mod stats;
 pub mod udp_shim;
 
@@ -29,6 +27,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
+use crate::cache::SendPolicy;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
@@ -191,10 +190,16 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut wakers = vec![Arc::clone(&link_waker)];
+    let epoch = Instant::now();
     let wcfg = WorkerConfig {
-        send_timeout: sync.commit_timeout == 0,
-        window_tracking: sync.tcp_window_tracking,
+        send: SendPolicy {
+            tcp_window_tracking: sync.tcp_window_tracking,
+            commit_timeout: sync.commit_timeout,
+        },
         batch: 1024,
+        limit: (g.hash_limit as usize).div_ceil(n),
+        capacity: (g.hash_size as usize).div_ceil(n).min(1 << 16),
+        epoch,
     };
     for (shard, place) in places.into_iter().enumerate() {
         let waker = Arc::new(Waker::new().map_err(|e| err(format!("eventfd: {e}")))?);
@@ -301,8 +306,10 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             flush,
             commit_cfg: commit::CommitConfig {
                 commit_timeout: sync.commit_timeout,
-                window_tracking: sync.tcp_window_tracking,
+                tcp_window_tracking: sync.tcp_window_tracking,
+                kind: crate::cache::CommitKind::Commit,
             },
+            epoch,
             transport: "UDP",
             device,
             log: Arc::clone(log),

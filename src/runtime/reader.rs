@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use tracing::{debug, info_span, warn};
 
-use super::placement::shard_of;
 use super::ring::Producer;
 use super::worker::{CtChange, KernelEvent, Origin};
-use crate::daemon::convert::Key;
+use crate::cache::{CtKey, shard_of};
 use crate::daemon::stats::ReaderStats;
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventKind, EventSocket};
@@ -63,7 +62,7 @@ impl Router {
     /// Adds one event to its shard's pending batch.
     #[inline]
     pub fn route(&mut self, ev: KernelEvent) {
-        let s = shard_of(Key::of(&ev.ct).route_hash(), self.rings.len());
+        let s = shard_of(&CtKey::from_conntrack(&ev.ct), self.rings.len());
         self.pending[s].push(ev);
     }
 

@@ -5,10 +5,9 @@
 //! hashed with the same fixed-seed key hash as the netlink reader uses, and batched per
 //! shard, so the external-cache update happens on the shard's own worker without a lock.
 
-use super::placement::shard_of;
 use super::ring::Producer;
 use super::worker::PeerItem;
-use crate::daemon::convert;
+use crate::cache::{CtKey, shard_of};
 use crate::wire::{Kind, Message};
 
 /// Per-shard batches of peer items.
@@ -47,11 +46,11 @@ impl Dispatcher {
             self.malformed += 1;
             return;
         };
-        let Some(key) = convert::key_of_wire(&repr) else {
+        let Some(key) = CtKey::from_wire(&repr) else {
             self.malformed += 1;
             return;
         };
-        let s = shard_of(key.route_hash(), self.rings.len());
+        let s = shard_of(&key, self.rings.len());
         self.pending[s].push(PeerItem::Ct { msg_type, repr });
     }
 

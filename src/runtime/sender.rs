@@ -24,7 +24,7 @@ use super::receiver::Dispatcher;
 use super::ring::Consumer;
 use super::wake::Waker;
 use super::worker::TxItem;
-use crate::daemon::convert::Key;
+use crate::cache::CtKey as Key;
 use crate::daemon::stats::LinkStats;
 use crate::daemon::udp_shim::UdpLink;
 use crate::sync::ftfw::{self, Event, Ftfw, Source};

@@ -12,20 +12,22 @@
 //! so a retransmission always carries the current state, as in the C daemon whose queues
 //! point at cache objects.
 
-use hashbrown::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
-use tracing::{debug, info_span, trace};
+use tracing::{debug, info_span, warn};
 
 use super::ring::{Consumer, Producer};
 use super::wake::Waker;
-use crate::daemon::convert::{self, Key};
-use crate::daemon::render;
-use crate::daemon::stats::ShardStats;
+use crate::cache::convert::{self, SendPolicy};
+use crate::cache::{
+    CacheStats, CtKey, ExternalCache, InternalCache, KernelEvent as CacheEvent, ObjStatus,
+    Origin as CacheOrigin, Outcome, PeerMsg, Secs,
+};
+use crate::ctl::render::entry::{conntrack_line, dump_line};
+use crate::daemon::stats::{CacheCounters, ShardStats};
 use crate::netlink::ct::Conntrack;
 use crate::wire::{MsgType, ct};
 
@@ -84,7 +86,7 @@ pub enum PeerItem {
 #[derive(Debug, Clone, Copy)]
 pub struct TxItem {
     /// The object.
-    pub key: Key,
+    pub key: CtKey,
     /// Message type by status now (NEW, UPD or DEL).
     pub msg_type: MsgType,
     /// Its current payload.
@@ -98,8 +100,8 @@ pub enum Cmd {
     DumpInternal(Sender<String>),
     /// Render the external cache (`-e`).
     DumpExternal(Sender<String>),
-    /// Hand out the external cache for a commit: `(payload, seconds since last update)`.
-    CollectExternal(Sender<Vec<(ct::Repr, u64)>>),
+    /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
+    CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
     /// Empty the internal and/or external cache; answers when done.
     Flush {
         /// Flush the internal cache.
@@ -118,23 +120,16 @@ pub enum Cmd {
 /// Static parameters of a worker.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerConfig {
-    /// Send `NTA_TIMEOUT` (CommitTimeout is 0).
-    pub send_timeout: bool,
-    /// `TCPWindowTracking`.
-    pub window_tracking: bool,
-    /// FTFW: hide nothing; all modes show live objects only (DEAD ones are gone at once here).
+    /// Which attributes go on the wire (`TCPWindowTracking`, `CommitTimeout`).
+    pub send: SendPolicy,
+    /// Events or messages handled per batch.
     pub batch: usize,
-}
-
-struct IntEntry {
-    ct: Conntrack,
-    since: Instant,
-}
-
-struct ExtEntry {
-    repr: ct::Repr,
-    since: Instant,
-    updated: Instant,
+    /// This shard's share of `HashLimit`.
+    pub limit: usize,
+    /// This shard's share of `HashSize`.
+    pub capacity: usize,
+    /// The daemon's clock origin: cache times are whole seconds since then.
+    pub epoch: Instant,
 }
 
 /// The rings and shared state a worker is started with.
@@ -162,24 +157,10 @@ pub struct Worker {
     shard: usize,
     cfg: WorkerConfig,
     io: WorkerIo,
-    internal: HashMap<Key, IntEntry, ahash::RandomState>,
-    external: HashMap<Key, ExtEntry, ahash::RandomState>,
+    internal: InternalCache,
+    external: ExternalCache,
     /// Transmit requests that did not fit the ring yet.
     out: Vec<TxItem>,
-}
-
-impl std::fmt::Debug for IntEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntEntry").field("ct", &self.ct).finish()
-    }
-}
-
-impl std::fmt::Debug for ExtEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExtEntry")
-            .field("repr", &self.repr)
-            .finish()
-    }
 }
 
 impl Worker {
@@ -189,8 +170,8 @@ impl Worker {
             shard,
             cfg,
             io,
-            internal: HashMap::default(),
-            external: HashMap::default(),
+            internal: InternalCache::new(cfg.limit, cfg.capacity),
+            external: ExternalCache::new(cfg.limit, cfg.capacity),
             out: Vec::new(),
         }
     }
@@ -219,6 +200,7 @@ impl Worker {
                 for c in cmds.drain(..) {
                     self.on_cmd(now, c);
                 }
+                self.publish_stats();
                 self.flush_tx();
                 continue;
             }
@@ -255,8 +237,26 @@ impl Worker {
         }
     }
 
-    fn queue(&mut self, key: Key, msg_type: MsgType, ct: &Conntrack) {
-        let repr = convert::wire_from_kernel(ct, self.cfg.send_timeout, self.cfg.window_tracking);
+    fn secs(&self, now: Instant) -> Secs {
+        now.duration_since(self.cfg.epoch).as_secs() as Secs
+    }
+
+    /// Hands the object's current state to the link thread. The cache's QUEUED flag is
+    /// cleared at once (the link thread now holds the payload, latest wins), and a DEAD
+    /// object leaves the cache: its DEL payload lives in the link thread until acknowledged.
+    fn emit(&mut self, key: CtKey) {
+        let Some((status, mut repr)) = self.internal.take_for_tx(&key) else {
+            return;
+        };
+        convert::apply_send_policy(&mut repr, &self.cfg.send);
+        let msg_type = match status {
+            ObjStatus::New => MsgType::CT_NEW,
+            ObjStatus::Alive => MsgType::CT_UPD,
+            ObjStatus::Dead => {
+                self.internal.remove_if_dead(&key);
+                MsgType::CT_DEL
+            }
+        };
         self.out.push(TxItem {
             key,
             msg_type,
@@ -265,45 +265,24 @@ impl Worker {
     }
 
     fn on_kernel(&mut self, now: Instant, ev: &KernelEvent) {
-        let key = Key::of(&ev.ct);
-        let replicate = ev.origin == Origin::NotMe;
-        let st = &self.io.stats.internal;
-        match ev.change {
-            CtChange::New | CtChange::Update => {
-                let (msg_type, snapshot) = match self.internal.entry(key) {
-                    MapEntry::Occupied(mut o) => {
-                        let e = o.get_mut();
-                        convert::merge_kernel(&mut e.ct, &ev.ct);
-                        st.updated.inc();
-                        (MsgType::CT_UPD, e.ct)
-                    }
-                    MapEntry::Vacant(v) => {
-                        v.insert(IntEntry {
-                            ct: ev.ct,
-                            since: now,
-                        });
-                        st.created.inc();
-                        (MsgType::CT_NEW, ev.ct)
-                    }
-                };
-                st.active.set(self.internal.len() as u64);
-                if replicate {
-                    self.queue(key, msg_type, &snapshot);
-                }
-            }
-            CtChange::Destroy => {
-                // Destroy events for objects not in the cache are ignored (§1.1).
-                let Some(mut e) = self.internal.remove(&key) else {
-                    trace!("destroy of an unknown conntrack ignored");
-                    return;
-                };
-                convert::merge_kernel(&mut e.ct, &ev.ct);
-                st.destroyed.inc();
-                st.active.set(self.internal.len() as u64);
-                if replicate {
-                    self.queue(key, MsgType::CT_DEL, &e.ct);
-                }
-            }
+        let key = CtKey::from_conntrack(&ev.ct);
+        let origin = match ev.origin {
+            Origin::NotMe => CacheOrigin::NotMe,
+            Origin::Commit => CacheOrigin::Commit,
+            Origin::Flush => CacheOrigin::Flush,
+            // A dump line is applied like our own commit: never replicated.
+            Origin::Dump => CacheOrigin::Commit,
+        };
+        let kind = match (ev.change, ev.origin) {
+            (_, Origin::Dump) | (CtChange::Update, _) => CacheEvent::Update,
+            (CtChange::New, _) => CacheEvent::New,
+            (CtChange::Destroy, _) => CacheEvent::Destroy,
+        };
+        let secs = self.secs(now);
+        match self.internal.handle_ct(secs, origin, kind, &ev.ct) {
+            Outcome::Applied { .. } if origin == CacheOrigin::NotMe => self.emit(key),
+            Outcome::Full { first: true } => warn!("internal cache is full"),
+            _ => {}
         }
     }
 
@@ -315,81 +294,86 @@ impl Worker {
                 return;
             }
         };
-        let Some(key) = convert::key_of_wire(&repr) else {
-            self.io.stats.external.create_failed.inc();
+        let Some(key) = CtKey::from_wire(&repr) else {
             return;
         };
-        let st = &self.io.stats.external;
-        if msg_type == MsgType::CT_DEL {
-            if self.external.remove(&key).is_some() {
-                st.destroyed.inc();
-            } else {
-                st.destroy_failed.inc();
-            }
-        } else if msg_type == MsgType::CT_NEW {
-            // NEW on an existing object: delete and re-create (§1.2).
-            if self.external.remove(&key).is_some() {
-                st.destroyed.inc();
-            }
-            self.external.insert(
-                key,
-                ExtEntry {
-                    repr,
-                    since: now,
-                    updated: now,
-                },
-            );
-            st.created.inc();
+        let msg = if msg_type == MsgType::CT_NEW {
+            PeerMsg::New
+        } else if msg_type == MsgType::CT_UPD {
+            PeerMsg::Update
         } else {
-            match self.external.entry(key) {
-                MapEntry::Occupied(mut o) => {
-                    let e = o.get_mut();
-                    convert::merge(&mut e.repr, &repr);
-                    e.updated = now;
-                    st.updated.inc();
-                }
-                MapEntry::Vacant(v) => {
-                    v.insert(ExtEntry {
-                        repr,
-                        since: now,
-                        updated: now,
-                    });
-                    st.created.inc();
-                }
-            }
+            PeerMsg::Delete
+        };
+        let secs = self.secs(now);
+        if let Outcome::Full { first: true } = self.external.handle_peer(secs, msg, key, &repr) {
+            warn!("external cache is full");
         }
-        st.active.set(self.external.len() as u64);
     }
 
+    /// Queues every live internal object (`-B`, a peer's RESYNC).
     fn bulk(&mut self) {
-        let items: Vec<(Key, Conntrack)> = self.internal.iter().map(|(k, e)| (*k, e.ct)).collect();
-        for (k, ct) in items {
-            // Status ALIVE for everything that was already sent once.
-            self.queue(k, MsgType::CT_UPD, &ct);
+        for key in self.internal.queue_all() {
+            self.emit(key);
         }
+    }
+
+    fn publish_stats(&self) {
+        fn copy(c: &CacheCounters, s: &CacheStats) {
+            c.active.set(s.active);
+            c.created.set(s.add_ok);
+            c.create_failed.set(s.add_fail);
+            c.updated.set(s.upd_ok);
+            c.update_failed.set(s.upd_fail);
+            c.destroyed.set(s.del_ok);
+            c.destroy_failed.set(s.del_fail);
+        }
+        copy(&self.io.stats.internal, &self.internal.stats());
+        copy(&self.io.stats.external, &self.external.stats());
     }
 
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
+        let secs = self.secs(now);
+        let policy = convert::CommitPolicy::default();
         match cmd {
             Cmd::DumpInternal(reply) => {
                 let mut s = String::new();
-                for e in self.internal.values() {
-                    render::internal_line(&mut s, &e.ct, now.duration_since(e.since).as_secs());
+                for (k, o) in self.internal.iter() {
+                    if o.meta.status == ObjStatus::Dead {
+                        continue;
+                    }
+                    let r = o.val.unpack(k);
+                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
+                        ct.timeout = None;
+                        // Only the replicated attributes are cached: show no invented flags.
+                        ct.protoinfo = display_protoinfo(&r);
+                        let since = u64::from(secs.saturating_sub(o.meta.created));
+                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
+                    }
                 }
                 let _ = reply.send(s);
             }
             Cmd::DumpExternal(reply) => {
                 let mut s = String::new();
-                for e in self.external.values() {
-                    render::external_line(&mut s, &e.repr, now.duration_since(e.since).as_secs());
+                for (k, o) in self.external.iter() {
+                    let r = o.val.unpack(k);
+                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
+                        // The external object only knows the original tuple (§3.2).
+                        ct.timeout = None;
+                        ct.reply = None;
+                        ct.nat_src = None;
+                        ct.nat_dst = None;
+                        ct.protoinfo = display_protoinfo(&r);
+                        let since = u64::from(secs.saturating_sub(o.meta.created));
+                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
+                    }
                 }
                 let _ = reply.send(s);
             }
             Cmd::CollectExternal(reply) => {
                 let v = self
                     .external
-                    .values()
-                    .map(|e| (e.repr, now.duration_since(e.updated).as_secs()))
+                    .commit_order()
+                    .map(|(_, r, updated)| (r, updated))
                     .collect();
                 let _ = reply.send(v);
             }
@@ -399,16 +383,10 @@ impl Worker {
                 done,
             } => {
                 if internal {
-                    let n = self.internal.len() as u64;
-                    self.internal.clear();
-                    self.io.stats.internal.destroyed.add(n);
-                    self.io.stats.internal.active.set(0);
+                    self.internal.flush();
                 }
                 if external {
-                    let n = self.external.len() as u64;
-                    self.external.clear();
-                    self.io.stats.external.destroyed.add(n);
-                    self.io.stats.external.active.set(0);
+                    self.external.flush();
                 }
                 let _ = done.send(());
             }
@@ -420,4 +398,21 @@ impl Worker {
             }
         }
     }
+}
+
+/// The protocol state of a cached payload, for display only.
+fn display_protoinfo(r: &ct::Repr) -> Option<crate::netlink::protoinfo::ProtoInfo> {
+    use crate::netlink::protoinfo::{ProtoInfo, SctpInfo, TcpInfo};
+    if let Some(state) = r.tcp_state {
+        return Some(ProtoInfo::Tcp(TcpInfo {
+            state: Some(state),
+            ..TcpInfo::default()
+        }));
+    }
+    r.sctp_state.map(|state| {
+        ProtoInfo::Sctp(SctpInfo {
+            state: Some(state),
+            ..SctpInfo::default()
+        })
+    })
 }
