@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::ct::strip_volatile;
 use crate::util::{
-    CDaemon, NetNs, OUR_CONNTRACKD, Veth, ct_insert, ct_list, enable_conntrack, udp_config,
-    wait_until,
+    CDaemon, NetNs, OUR_CONNTRACKD, Veth, ct_insert, ct_list, enable_conntrack, general,
+    udp_config, wait_until,
 };
 
 const STATS: i32 = 21;
@@ -40,12 +40,32 @@ fn pair(tag: &str, net: u8) -> (NetNs, NetNs, Veth) {
 }
 
 fn conf(side: char, net: u8, port: u16) -> String {
+    conf_t("udp", side, net, port)
+}
+
+/// FTFW over `transport` ("udp", "mcast" or "tcp") for node `side` of [`pair`] `net`.
+fn conf_t(transport: &str, side: char, net: u8, port: u16) -> String {
     let (iface, local, peer) = if side == 'a' {
         ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))
     } else {
         ("ib", format!("10.232.{net}.2"), format!("10.232.{net}.1"))
     };
-    udp_config("Mode FTFW { }", iface, &local, &peer, port)
+    match transport {
+        "udp" => udp_config("Mode FTFW { }", iface, &local, &peer, port),
+        "mcast" => format!(
+            "Sync {{\n\tMode FTFW {{ }}\n\tMulticast {{\n\t\tIPv4_address 225.0.0.{net}\n\
+             \t\tGroup {port}\n\t\tIPv4_interface {local}\n\t\tInterface {iface}\n\
+             \t\tChecksum on\n\t}}\n}}\n{}",
+            general("")
+        ),
+        "tcp" => format!(
+            "Sync {{\n\tMode FTFW {{ }}\n\tTCP {{\n\t\tIPv4_address {local}\n\
+             \t\tIPv4_Destination_Address {peer}\n\t\tPort {port}\n\t\tInterface {iface}\n\
+             \t\tChecksum on\n\t}}\n}}\n{}",
+            general("")
+        ),
+        other => panic!("unknown transport {other}"),
+    }
 }
 
 fn ours(ns: &NetNs, config: &str) -> CDaemon {
@@ -351,4 +371,125 @@ fn ftfw_udp_ours_to_ours() {
     let _da = ours(&a, &conf('a', 14, 3804));
     let db = ours(&b, &conf('b', 14, 3804));
     replicate_and_commit(&a, &b, &db, false);
+}
+
+#[test]
+fn ftfw_mcast_ours_to_c_and_back() {
+    let (a, b, _veth) = pair("mc", 15);
+    let da = ours(&a, &conf_t("mcast", 'a', 15, 3815));
+    let db = CDaemon::start(&b, &conf_t("mcast", 'b', 15, 3815));
+    replicate_and_commit(&a, &b, &db, true);
+    // The other way: b's kernel now holds the committed entries (COMMIT origin, not
+    // replicated); a new one made on b reaches our external cache.
+    ct_insert(
+        &b,
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "192.0.2.77",
+            "-d",
+            "198.51.100.77",
+            "--sport",
+            "7",
+            "--dport",
+            "77",
+            "-t",
+            "100",
+        ],
+    );
+    wait_until(Duration::from_secs(5), "C -> ours over multicast", || {
+        text(&da, DUMP_EXTERNAL).contains("src=192.0.2.77")
+    });
+}
+
+#[test]
+fn ftfw_tcp_ours_to_c() {
+    let (a, b, _veth) = pair("tc", 16);
+    let _da = ours(&a, &conf_t("tcp", 'a', 16, 3816));
+    let db = CDaemon::start(&b, &conf_t("tcp", 'b', 16, 3816));
+    replicate_and_commit(&a, &b, &db, true);
+}
+
+#[test]
+fn ftfw_tcp_c_to_ours() {
+    let (a, b, _veth) = pair("tr", 17);
+    let _da = CDaemon::start(&a, &conf_t("tcp", 'a', 17, 3817));
+    let db = ours(&b, &conf_t("tcp", 'b', 17, 3817));
+    replicate_and_commit(&a, &b, &db, false);
+}
+
+/// DEL propagation both ways, and the client flags `-f`, `-F`, `-R`, `-B`, `-n`, `-t`
+/// through our own client binary against our daemon.
+#[test]
+fn ftfw_udp_delete_and_client_flags() {
+    let (a, b, _veth) = pair("df", 18);
+    let da = ours(&a, &conf('a', 18, 3818));
+    let db = CDaemon::start(&b, &conf('b', 18, 3818));
+    insert_entries(&a);
+    wait_until(Duration::from_secs(5), "entries at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES
+    });
+    // ours -> C: a kernel delete becomes a CT_DEL.
+    a.expect_ok(&["conntrack", "-D", "-s", "192.0.2.1"]);
+    wait_until(Duration::from_secs(5), "DEL at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES - 1
+    });
+    // C -> ours: create and delete on b.
+    ct_insert(
+        &b,
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "192.0.2.88",
+            "-d",
+            "198.51.100.88",
+            "--sport",
+            "8",
+            "--dport",
+            "88",
+            "-t",
+            "100",
+        ],
+    );
+    wait_until(Duration::from_secs(5), "NEW from C", || {
+        da.expect_ctl(&["-e"]).contains("src=192.0.2.88")
+    });
+    b.expect_ok(&["conntrack", "-D", "-s", "192.0.2.88"]);
+    wait_until(Duration::from_secs(5), "DEL from C", || {
+        !da.expect_ctl(&["-e"]).contains("src=192.0.2.88")
+    });
+
+    // -B: C's external cache refilled after a flush there.
+    db.expect_ctl(&["-f"]);
+    assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), 0);
+    da.expect_ctl(&["-B"]);
+    wait_until(Duration::from_secs(5), "bulk at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES - 1
+    });
+    // -n on the C side: we answer its RESYNC with everything.
+    db.expect_ctl(&["-f"]);
+    db.expect_ctl(&["-n"]);
+    wait_until(Duration::from_secs(5), "resync answered", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES - 1
+    });
+    // -f internal / -R: our internal cache emptied, then re-read from the kernel.
+    da.expect_ctl(&["-f", "internal"]);
+    assert_eq!(count_test_lines(&da.expect_ctl(&["-i"])), 0);
+    da.expect_ctl(&["-R"]);
+    wait_until(Duration::from_secs(5), "-R refills -i", || {
+        count_test_lines(&da.expect_ctl(&["-i"])) == N_ENTRIES - 1
+    });
+    // -t is accepted.
+    da.expect_ctl(&["-t"]);
+    // -F: our kernel table is flushed; FLUSH origin, so C keeps its entries (§1.1).
+    da.expect_ctl(&["-F"]);
+    wait_until(Duration::from_secs(5), "-F empties kernel and -i", || {
+        test_table(&a).is_empty() && count_test_lines(&da.expect_ctl(&["-i"])) == 0
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), N_ENTRIES - 1);
+    let s = da.expect_ctl(&["-s"]);
+    assert!(s.contains("cache internal:"), "{s}");
 }

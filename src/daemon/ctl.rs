@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,12 @@ pub struct CtlState {
     pub flush: CtHandle,
     /// Commit parameters.
     pub commit_cfg: commit::CommitConfig,
-    /// Transport name for `-s` ("UDP").
+    /// Transport name for `-s` ("UDP", "multicast", "TCP").
     pub transport: &'static str,
-    /// Active device for `-s`.
-    pub device: String,
+    /// Interface of each link, in config order.
+    pub devices: Vec<String>,
+    /// Index of the current link (the link thread updates it).
+    pub current: Arc<AtomicUsize>,
     /// The log.
     pub log: Arc<Log>,
     /// Daemon start, for `-s runtime`.
@@ -150,7 +152,11 @@ impl CtlState {
             }
             code::STATS => {
                 let (i, e) = self.totals();
-                render_stats(&i, &e, &self.link_stats, self.transport, &self.device)
+                {
+                    let cur = self.current.load(Ordering::Relaxed);
+                    let dev = self.devices.get(cur).map_or("", String::as_str);
+                    render_stats(&i, &e, &self.link_stats, self.transport, dev)
+                }
             }
             code::STATS_CACHE => {
                 let (i, e) = self.totals();

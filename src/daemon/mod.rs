@@ -16,18 +16,18 @@ pub mod commit;
 pub mod ctl;
 pub mod log;
 pub mod stats;
-pub mod udp_shim;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use tracing::warn;
 
 use crate::cache::SendPolicy;
+use crate::channel::LinkPool;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
@@ -140,19 +140,21 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             sync.mode
         )));
     }
-    let channel = sync
-        .channels
-        .get(sync.default_channel)
-        .ok_or_else(|| err("no dedicated link configured"))?;
-    if channel.transport != Transport::Udp {
-        return Err(err(format!(
-            "{} dedicated links are not implemented yet",
-            channel.transport
-        )));
+    if sync.channels.is_empty() {
+        return Err(err("no dedicated link configured"));
     }
-    let link = udp_shim::UdpLink::open(channel)
-        .map_err(|e| err(format!("can't open dedicated link: {e}")))?;
-    let device = link.device.clone();
+    let pool = LinkPool::open(sync).map_err(|e| err(format!("can't open dedicated link: {e}")))?;
+    let devices: Vec<String> = sync
+        .channels
+        .iter()
+        .map(|c| c.interface.clone().unwrap_or_default())
+        .collect();
+    let transport = match sync.transport() {
+        Some(Transport::Multicast) => "multicast",
+        Some(Transport::Tcp) => "TCP",
+        _ => "UDP",
+    };
+    let current = Arc::new(AtomicUsize::new(pool.current()));
 
     let commit = CtHandle::open().map_err(|e| err(format!("commit socket: {e}")))?;
     let mut flush = CtHandle::open().map_err(|e| err(format!("flush socket: {e}")))?;
@@ -266,12 +268,11 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     let fcfg = ftfw::Config {
         ack_window: sync.ack_window_size,
         resend_queue_size: sync.resend_queue_size as usize,
-        link_buffer: crate::wire::Transport::Udp.buffer_size(1500),
         startup_resync: sync.startup_resync,
         ..ftfw::Config::default()
     };
     let lt = LinkThread::new(
-        link,
+        pool,
         fcfg,
         LinkIo {
             from_workers: tx_cons,
@@ -280,6 +281,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             waker: link_waker,
             stats: Arc::clone(&link_stats),
             shutdown: Arc::clone(&shutdown),
+            current: Arc::clone(&current),
         },
         Instant::now(),
     );
@@ -310,8 +312,9 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                 kind: crate::cache::CommitKind::Commit,
             },
             epoch,
-            transport: "UDP",
-            device,
+            transport,
+            devices,
+            current,
             log: Arc::clone(log),
             started,
         };

@@ -12,9 +12,10 @@
 //! [`Dispatcher`].
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
@@ -25,8 +26,8 @@ use super::ring::Consumer;
 use super::wake::Waker;
 use super::worker::TxItem;
 use crate::cache::CtKey as Key;
+use crate::channel::{BATCH_SIZE, LinkMonitor, LinkPool, RecvBatch};
 use crate::daemon::stats::LinkStats;
-use crate::daemon::udp_shim::UdpLink;
 use crate::sync::ftfw::{self, Event, Ftfw, Source};
 use crate::sys::eventfd::poll_in;
 use crate::wire::{MsgType, Outgoing, SeqCounter, ct};
@@ -38,8 +39,9 @@ pub enum LinkCmd {
     RequestResync,
 }
 
-/// Datagrams received per wake-up at most (EventIterationLimit bounds the C receiver too).
-const RECV_BURST: usize = 256;
+/// `recvmmsg` batches per link per wake-up at most (EventIterationLimit bounds the C
+/// receiver too).
+const RECV_ROUNDS: usize = 8;
 
 /// Latest payload per key still referenced by the endpoint.
 struct Pending(HashMap<Key, (MsgType, ct::Repr), ahash::RandomState>);
@@ -58,7 +60,14 @@ impl Source<Key> for Pending {
 pub struct LinkThread {
     ftfw: Ftfw<Key, IpAddr>,
     seq: SeqCounter,
-    link: UdpLink,
+    pool: LinkPool,
+    monitor: Option<LinkMonitor>,
+    rx: RecvBatch,
+    /// `BATCH_SIZE` datagram slots for one `sendmmsg` run.
+    arena: Vec<u8>,
+    slot: usize,
+    last_tick: Instant,
+    current: Arc<AtomicUsize>,
     pending: Pending,
     from_workers: Vec<Consumer<TxItem>>,
     cmds: Consumer<LinkCmd>,
@@ -66,7 +75,6 @@ pub struct LinkThread {
     waker: Arc<Waker>,
     stats: Arc<LinkStats>,
     shutdown: Arc<AtomicBool>,
-    buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for LinkThread {
@@ -93,19 +101,35 @@ pub struct LinkIo {
     pub stats: Arc<LinkStats>,
     /// Set once at shutdown.
     pub shutdown: Arc<AtomicBool>,
+    /// Index of the current (sending) link, for `-s`.
+    pub current: Arc<AtomicUsize>,
 }
 
 impl LinkThread {
     /// A link thread over `link`, with the endpoint started at `now`. The first sequence
     /// number is the current Unix time, as the C daemon's.
-    pub fn new(link: UdpLink, cfg: ftfw::Config, io: LinkIo, now: Instant) -> Self {
+    pub fn new(pool: LinkPool, mut cfg: ftfw::Config, io: LinkIo, now: Instant) -> Self {
+        let slot = (0..pool.len())
+            .map(|i| pool.link(i).buffer_size())
+            .max()
+            .unwrap_or(1472);
+        cfg.link_buffer = pool.link(pool.current()).buffer_size();
+        let monitor = LinkMonitor::open()
+            .map_err(|e| warn!(error = %e, "no link monitoring"))
+            .ok();
         let first = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
         Self {
             ftfw: Ftfw::new(cfg, now),
             seq: SeqCounter::new(first),
-            link,
+            rx: RecvBatch::new(slot.max(2048)),
+            arena: vec![0u8; slot * BATCH_SIZE],
+            slot,
+            pool,
+            monitor,
+            last_tick: now,
+            current: io.current,
             pending: Pending(HashMap::default()),
             from_workers: io.from_workers,
             cmds: io.cmds,
@@ -113,18 +137,27 @@ impl LinkThread {
             waker: io.waker,
             stats: io.stats,
             shutdown: io.shutdown,
-            buf: vec![0u8; 65536],
         }
     }
 
     /// Runs until shutdown.
     pub fn run(mut self) {
-        let span = info_span!("link", device = %self.link.device);
+        let span = info_span!("link");
         let _g = span.enter();
         debug!("link thread started");
         let mut items = Vec::new();
         while !self.shutdown.load(Ordering::Acquire) {
             let now = Instant::now();
+            if now.duration_since(self.last_tick) >= Duration::from_secs(1) {
+                // TCP reconnects (at most once per second) and error-queue flushing.
+                self.pool.tick();
+                self.last_tick = now;
+            }
+            if let Some(m) = &mut self.monitor
+                && let Err(e) = m.poll(&mut self.pool)
+            {
+                warn!(error = %e, "link monitor failed");
+            }
             let mut busy = self.receive(now);
             if self.ftfw.poll_timeout().is_some_and(|t| t <= now) {
                 self.ftfw.handle_timeout(now);
@@ -156,32 +189,42 @@ impl LinkThread {
 
     fn receive(&mut self, now: Instant) -> bool {
         let mut any = false;
-        for _ in 0..RECV_BURST {
-            let (n, from) = match self.link.recv(&mut self.buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.stats.err_recv.inc();
-                    trace!(error = %e, "receive failed");
+        for idx in 0..self.pool.len() {
+            for _ in 0..RECV_ROUNDS {
+                let n = match self.pool.recv_batch(idx, &mut self.rx) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => {
+                        self.stats.err_recv.inc();
+                        trace!(error = %e, "receive failed");
+                        0
+                    }
+                };
+                if n == 0 {
                     break;
                 }
-            };
-            any = true;
-            self.stats.pkts_recv.inc();
-            self.stats.bytes_recv.add(n as u64);
-            let peer = from.ip();
-            let dispatch = &mut self.dispatch;
-            let lost_before = self.ftfw.stats().rx_lost;
-            if self
-                .ftfw
-                .handle_datagram(now, &peer, &self.buf[..n], |m| dispatch.deliver(m))
-                .is_err()
-            {
-                self.stats.malformed.inc();
+                any = true;
+                for r in self.rx.iter() {
+                    self.stats.pkts_recv.inc();
+                    self.stats.bytes_recv.add(r.bytes.len() as u64);
+                    let peer = r.from.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+                    let dispatch = &mut self.dispatch;
+                    let lost_before = self.ftfw.stats().rx_lost;
+                    if self
+                        .ftfw
+                        .handle_datagram(now, &peer, r.bytes, |m| dispatch.deliver(m))
+                        .is_err()
+                    {
+                        self.stats.malformed.inc();
+                    }
+                    self.stats.lost.add(self.ftfw.stats().rx_lost - lost_before);
+                    while let Some(ev) = self.ftfw.poll_event() {
+                        handle_event(&mut self.pending, &mut self.dispatch, ev);
+                    }
+                }
             }
-            self.stats.lost.add(self.ftfw.stats().rx_lost - lost_before);
-            self.drain_events();
         }
+        self.current.store(self.pool.current(), Ordering::Relaxed);
         any
     }
 
@@ -189,35 +232,51 @@ impl LinkThread {
     /// transmit request, so that a release never drops a payload queued after it.
     fn drain_events(&mut self) {
         while let Some(ev) = self.ftfw.poll_event() {
-            match ev {
-                Event::Released { item, .. } => {
-                    self.pending.0.remove(&item);
-                }
-                Event::ResyncRequested { .. } => {
-                    info!("resync requested by other node");
-                    self.dispatch.resync_all();
-                }
-                Event::PeerRestarted { peer } => debug!(%peer, "peer (re)started"),
-            }
+            handle_event(&mut self.pending, &mut self.dispatch, ev);
         }
     }
 
+    /// Sends the whole transmit queue, up to `BATCH_SIZE` datagrams per `sendmmsg`.
     fn transmit(&mut self, now: Instant) {
-        while let Some(t) =
-            self.ftfw
-                .poll_transmit(now, &mut self.seq, &self.pending, &mut self.buf)
-        {
-            match self.link.send(&self.buf[..t.size]) {
-                Ok(_) => {
-                    self.stats.pkts_sent.inc();
-                    self.stats.bytes_sent.add(t.size as u64);
+        loop {
+            let mut lens = [0usize; BATCH_SIZE];
+            let mut n = 0;
+            while n < BATCH_SIZE {
+                let slot = &mut self.arena[n * self.slot..(n + 1) * self.slot];
+                let Some(t) = self
+                    .ftfw
+                    .poll_transmit(now, &mut self.seq, &self.pending, slot)
+                else {
+                    break;
+                };
+                lens[n] = t.size;
+                n += 1;
+                self.drain_events();
+            }
+            if n == 0 {
+                return;
+            }
+            let mut refs: [&[u8]; BATCH_SIZE] = [&[]; BATCH_SIZE];
+            for (i, r) in refs.iter_mut().enumerate().take(n) {
+                *r = &self.arena[i * self.slot..i * self.slot + lens[i]];
+            }
+            match self.pool.send_batch(&refs[..n]) {
+                Ok(sent) => {
+                    self.stats.pkts_sent.add(sent as u64);
+                    self.stats
+                        .bytes_sent
+                        .add(lens[..sent].iter().sum::<usize>() as u64);
+                    self.stats.err_send.add((n - sent) as u64);
                 }
                 Err(e) => {
-                    self.stats.err_send.inc();
+                    self.stats.err_send.add(n as u64);
                     trace!(error = %e, "send failed");
                 }
             }
-            self.drain_events();
+            self.current.store(self.pool.current(), Ordering::Relaxed);
+            if n < BATCH_SIZE {
+                return;
+            }
         }
     }
 
@@ -238,9 +297,31 @@ impl LinkThread {
             self.waker.cancel_sleep();
             return;
         }
-        if let Err(e) = poll_in(&[self.waker.as_fd(), self.link.rx_fd()], Some(timeout)) {
+        let mut fds: Vec<BorrowedFd<'_>> = vec![self.waker.as_fd()];
+        for i in 0..self.pool.len() {
+            fds.extend(self.pool.link(i).recv_fds().iter());
+        }
+        if let Some(m) = &self.monitor {
+            fds.push(m.as_fd());
+        }
+        if let Err(e) = poll_in(&fds, Some(timeout)) {
             warn!(error = %e, "poll failed");
         }
         let _ = self.waker.finish_sleep();
+    }
+}
+
+/// Applies one endpoint event (a free function so that it can run while the endpoint's
+/// receive loop borrows other fields).
+fn handle_event(pending: &mut Pending, dispatch: &mut Dispatcher, ev: Event<Key, IpAddr>) {
+    match ev {
+        Event::Released { item, .. } => {
+            pending.0.remove(&item);
+        }
+        Event::ResyncRequested { .. } => {
+            info!("resync requested by other node");
+            dispatch.resync_all();
+        }
+        Event::PeerRestarted { peer } => debug!(%peer, "peer (re)started"),
     }
 }
