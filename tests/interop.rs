@@ -195,11 +195,132 @@ fn insert_entries(ns: &NetNs) {
 
 const N_ENTRIES: usize = 6;
 
+/// IPv6 (TCP, ICMPv6), SNAT and DNAT (IPv4 and IPv6) and a zone with NAT.
+fn insert_nat_v6_entries(ns: &NetNs) {
+    let e: &[&[&str]] = &[
+        &[
+            "-p",
+            "tcp",
+            "-s",
+            "2001:db8::1",
+            "-d",
+            "2001:db8:1::2",
+            "--sport",
+            "40010",
+            "--dport",
+            "80",
+            "--state",
+            "ESTABLISHED",
+            "-t",
+            "300",
+            "-u",
+            "SEEN_REPLY,ASSURED",
+        ],
+        &[
+            "-p",
+            "icmpv6",
+            "-s",
+            "2001:db8::3",
+            "-d",
+            "2001:db8:1::4",
+            "--icmpv6-type",
+            "128",
+            "--icmpv6-code",
+            "0",
+            "--icmpv6-id",
+            "4661",
+            "-t",
+            "25",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "-s",
+            "192.0.2.20",
+            "-d",
+            "198.51.100.20",
+            "--sport",
+            "40020",
+            "--dport",
+            "80",
+            "--state",
+            "ESTABLISHED",
+            "-t",
+            "300",
+            "--src-nat",
+            "203.0.113.5",
+            "-u",
+            "SEEN_REPLY,ASSURED",
+        ],
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "192.0.2.21",
+            "-d",
+            "198.51.100.21",
+            "--sport",
+            "40021",
+            "--dport",
+            "53",
+            "-t",
+            "200",
+            "--dst-nat",
+            "10.99.0.21",
+        ],
+        &[
+            "-p",
+            "tcp",
+            "-s",
+            "192.0.2.22",
+            "-d",
+            "198.51.100.22",
+            "--sport",
+            "40022",
+            "--dport",
+            "22",
+            "--state",
+            "ESTABLISHED",
+            "-t",
+            "300",
+            "--src-nat",
+            "203.0.113.6",
+            "-w",
+            "3",
+        ],
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "2001:db8::5",
+            "-d",
+            "2001:db8:1::6",
+            "--sport",
+            "40023",
+            "--dport",
+            "53",
+            "-t",
+            "200",
+            "--src-nat",
+            "2001:db8:2::1",
+        ],
+    ];
+    for args in e {
+        ct_insert(ns, args);
+    }
+}
+
+const N_NAT_V6: usize = 6;
+
+fn is_test_line(l: &str) -> bool {
+    l.contains("src=192.0.2.") || l.contains("src=2001:db8::")
+}
+
 /// The test entries of `ns`'s kernel table, volatile fields removed, sorted.
 fn test_table(ns: &NetNs) -> Vec<String> {
     let mut v: Vec<String> = ct_list(ns)
         .iter()
-        .filter(|l| l.contains("src=192.0.2."))
+        .filter(|l| is_test_line(l))
         .map(|l| strip_volatile(l))
         .collect();
     v.sort();
@@ -207,7 +328,7 @@ fn test_table(ns: &NetNs) -> Vec<String> {
 }
 
 fn count_test_lines(s: &str) -> usize {
-    s.lines().filter(|l| l.contains("src=192.0.2.")).count()
+    s.lines().filter(|l| is_test_line(l)).count()
 }
 
 #[test]
@@ -492,4 +613,167 @@ fn ftfw_udp_delete_and_client_flags() {
     assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), N_ENTRIES - 1);
     let s = da.expect_ctl(&["-s"]);
     assert!(s.contains("cache internal:"), "{s}");
+}
+
+/// IPv6, ICMPv6, SNAT/DNAT (v4 and v6) and zones, both directions with the C daemon: the
+/// committed kernel tables are equal, NAT reply tuples included.
+#[test]
+fn ftfw_udp_nat_ipv6_zones_both_directions() {
+    for (tag, net, port, ours_first) in [("n1", 19u8, 3819u16, true), ("n2", 20, 3820, false)] {
+        let (a, b, _veth) = pair(tag, net);
+        let (_da, db) = if ours_first {
+            (
+                ours(&a, &conf('a', net, port)),
+                CDaemon::start(&b, &conf('b', net, port)),
+            )
+        } else {
+            (
+                CDaemon::start(&a, &conf('a', net, port)),
+                ours(&b, &conf('b', net, port)),
+            )
+        };
+        insert_nat_v6_entries(&a);
+        let ext = || {
+            if ours_first {
+                db.expect_ctl(&["-e"])
+            } else {
+                text(&db, DUMP_EXTERNAL)
+            }
+        };
+        wait_until(
+            Duration::from_secs(5),
+            "NAT/IPv6 entries in the external cache",
+            || count_test_lines(&ext()) == N_NAT_V6,
+        );
+        if ours_first {
+            db.expect_ctl(&["-c"]);
+        } else {
+            let _ = db.request(ALL_COMMIT);
+        }
+        let want = test_table(&a);
+        assert_eq!(want.len(), N_NAT_V6, "{want:#?}");
+        assert_eq!(
+            test_table(&b),
+            want,
+            "ours first: {ours_first}\n{}",
+            db.dump()
+        );
+    }
+}
+
+/// `current active connections` of the internal (`0`) or external (`1`) block of `-s`.
+fn active(d: &CDaemon, block: usize) -> u64 {
+    text(d, STATS)
+        .lines()
+        .filter_map(|l| l.strip_prefix("current active connections:"))
+        .nth(block)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `n` established TCP entries 192.0.2.0/24-ish → 198.51.100.0/24, created through
+/// ctnetlink in batches from inside `ns`.
+fn bulk_create(ns: &NetNs, n: u32) -> Duration {
+    use conntrackd::netlink::ct::Conntrack;
+    use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
+    use conntrackd::netlink::socket::CtHandle;
+    use conntrackd::netlink::tuple::{L4, Tuple};
+    use std::net::{IpAddr, Ipv4Addr};
+    let cts: Vec<Conntrack> = (0..n)
+        .map(|i| {
+            let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1));
+            let dst = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+            let sport = 1024 + (i / 250) as u16;
+            let mut o = Tuple::new(src, dst, 6);
+            o.l4 = L4::Ports { sport, dport: 80 };
+            let mut r = Tuple::new(dst, src, 6);
+            r.l4 = L4::Ports {
+                sport: 80,
+                dport: sport,
+            };
+            let mut ct = Conntrack::new(2, o);
+            ct.reply = Some(r);
+            ct.status = Some(0x6);
+            ct.timeout = Some(600);
+            ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+                state: Some(3),
+                ..TcpInfo::default()
+            }));
+            ct
+        })
+        .collect();
+    ns.run_in(move || {
+        let mut h = CtHandle::open().expect("ctnetlink socket");
+        let t = Instant::now();
+        let rep = h.create(&cts).expect("batch create");
+        assert!(rep.all_ok(), "{:?}", rep.errors.first());
+        t.elapsed()
+    })
+}
+
+/// Milestone 5: quick numbers from one run (printed, never asserted: a shared 2-core VM).
+/// Our daemon on both nodes; N entries created in a's kernel in netlink batches; times until
+/// a's internal cache holds them (reader drain), b's external cache holds them
+/// (replication), and b's commit returns (commit rate). Then the same commit on the C
+/// daemon for comparison.
+#[test]
+fn perf_quick_numbers() {
+    const N: u32 = 20_000;
+    let (a, b, _veth) = pair("pf", 21);
+    let da = ours(&a, &conf('a', 21, 3821));
+    let db = ours(&b, &conf('b', 21, 3821));
+    let t0 = Instant::now();
+    let created = bulk_create(&a, N);
+    wait_until(Duration::from_secs(30), "internal cache filled", || {
+        active(&da, 0) >= u64::from(N)
+    });
+    let drained = t0.elapsed();
+    wait_until(Duration::from_secs(60), "external cache filled", || {
+        active(&db, 1) >= u64::from(N)
+    });
+    let replicated = t0.elapsed();
+    let t1 = Instant::now();
+    let _ = db.request(ALL_COMMIT);
+    let commit = t1.elapsed();
+    let runtime = text(&da, 30);
+    let events: u64 = runtime
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("events received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(events >= u64::from(N), "{runtime}");
+    let rate = |n: u32, d: Duration| f64::from(n) / d.as_secs_f64();
+    println!(
+        "PERF N={N}: kernel create {created:?} ({:.0}/s); reader+workers drained all events \
+         after {drained:?} ({:.0} events/s end to end); replicated to peer external cache \
+         after {replicated:?} ({:.0}/s); our commit {commit:?} ({:.0} entries/s)",
+        rate(N, created),
+        rate(N, drained),
+        rate(N, replicated),
+        rate(N, commit)
+    );
+    assert_eq!(test_table(&b).len(), N as usize, "{}", db.dump());
+
+    // The C daemon committing the same state, for comparison.
+    drop(db);
+    a.expect_ok(&["conntrack", "-F"]);
+    let (c, d, _v2) = pair("pc", 22);
+    let _dc = ours(&c, &conf('a', 22, 3822));
+    let dd = CDaemon::start(&d, &conf('b', 22, 3822));
+    let t0 = Instant::now();
+    bulk_create(&c, N);
+    wait_until(Duration::from_secs(60), "C external cache filled", || {
+        active(&dd, 1) >= u64::from(N)
+    });
+    let replicated = t0.elapsed();
+    let t1 = Instant::now();
+    dd.expect_ctl(&["-c"]);
+    let commit = t1.elapsed();
+    println!(
+        "PERF N={N} (ours -> C): replicated into C's external cache after {replicated:?} \
+         ({:.0}/s); C commit {commit:?} ({:.0} entries/s)",
+        rate(N, replicated),
+        rate(N, commit)
+    );
+    assert_eq!(test_table(&d).len(), N as usize);
 }
