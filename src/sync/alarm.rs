@@ -500,7 +500,8 @@ pub(crate) fn without_flags(msg: Outgoing<'_>) -> Outgoing<'_> {
     }
 }
 
-fn is_del(msg: &Outgoing<'_>) -> bool {
+/// True for CT_DEL / EXP_DEL: a DEAD object's last message.
+pub(crate) fn is_del(msg: &Outgoing<'_>) -> bool {
     matches!(
         msg,
         Outgoing::Ct {

@@ -17,6 +17,7 @@
 
 pub mod alarm;
 pub mod ftfw;
+pub mod notrack;
 mod resend;
 pub mod seq;
 pub mod timer;
