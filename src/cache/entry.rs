@@ -1,7 +1,7 @@
 //! The cached objects: a compact conntrack ([`CtEntry`]) and an expectation ([`ExpEntry`]),
 //! each with its cache bookkeeping ([`Meta`]).
 //!
-//! Why not store `netlink::ct::Conntrack` (~400 bytes) or `wire::ct::Repr` (~200 bytes)?
+//! Why not store `netlink::ct::Conntrack` (480 bytes) or `wire::ct::Repr` (280 bytes)?
 //! The budget is ≤ ~230 bytes per cached conntrack *including* the hash table, and
 //! hashbrown's load factor sits between 7/8 and 7/16, so a bucket must stay near 100 bytes
 //! (it is 88: a 40-byte key and a 48-byte object).
@@ -11,8 +11,10 @@
 //! one IPv4 NAT address and port) live inline, and the rare ones (master, IPv6 NAT, both
 //! SNAT and DNAT, seq-adj, helper, labels, non-zero synproxy, SCTP vtags, DCCP role) in one
 //! boxed [`Extra`] allocated only when needed.
-//! [`CtAttrs::pack`] / [`CtAttrs::unpack`] convert losslessly to and from the wire
-//! [`Repr`], which is what the rest of the cache code works with.
+//! [`CtAttrs::pack`] / [`CtAttrs::unpack`] convert to and from the wire [`Repr`], which is
+//! what the rest of the cache code works with; the round trip is exact for everything a
+//! 1.4.7 sender emits (a message with only some of the ICMP type/code/id gets the others
+//! as 0, which is what a kernel request would carry anyway).
 
 use std::net::Ipv4Addr;
 
