@@ -1,16 +1,20 @@
 //! The cached objects: a compact conntrack ([`CtEntry`]) and an expectation ([`ExpEntry`]),
 //! each with its cache bookkeeping ([`Meta`]).
 //!
-//! Why not store `netlink::ct::Conntrack` (~400 bytes) or `wire::ct::Repr` (~200 bytes)?
+//! Why not store `netlink::ct::Conntrack` (480 bytes) or `wire::ct::Repr` (280 bytes)?
 //! The budget is ≤ ~230 bytes per cached conntrack *including* the hash table, and
-//! hashbrown's load factor sits between 7/8 and 7/16, so a bucket must stay near 100 bytes.
+//! hashbrown's load factor sits between 7/8 and 7/16, so a bucket must stay near 100 bytes
+//! (it is 88: a 40-byte key and a 48-byte object).
 //! Only what the sync protocol carries is kept (the reply tuple, counters and ids are never
 //! replicated, wire-protocol.md §6.2): the original tuple lives in the map key ([`CtKey`]),
 //! the attributes that nearly every entry has (status, timeout, mark, protocol state,
-//! IPv4 NAT) live inline, and the rare ones (master, IPv6 NAT, seq-adj, helper, labels,
-//! non-zero synproxy, SCTP vtags) in one boxed [`Extra`] allocated only when needed.
-//! [`CtAttrs::pack`] / [`CtAttrs::unpack`] convert losslessly to and from the wire
-//! [`Repr`], which is what the rest of the cache code works with.
+//! one IPv4 NAT address and port) live inline, and the rare ones (master, IPv6 NAT, both
+//! SNAT and DNAT, seq-adj, helper, labels, non-zero synproxy, SCTP vtags, DCCP role) in one
+//! boxed [`Extra`] allocated only when needed.
+//! [`CtAttrs::pack`] / [`CtAttrs::unpack`] convert to and from the wire [`Repr`], which is
+//! what the rest of the cache code works with; the round trip is exact for everything a
+//! 1.4.7 sender emits (a message with only some of the ICMP type/code/id gets the others
+//! as 0, which is what a kernel request would carry anyway).
 
 use std::net::Ipv4Addr;
 
@@ -88,6 +92,12 @@ pub struct Extra {
     pub master_ports: Option<Ports>,
     /// `NTA_NAT_SEQ_ADJ`.
     pub nat_seq_adj: Option<NatSeqAdj>,
+    /// `NTA_DNAT_IPV4` when the flow also has SNAT (the inline slot holds the SNAT one).
+    pub dnat4: Option<Ipv4Addr>,
+    /// `NTA_DPAT_PORT` when the flow also has SPAT.
+    pub dpat: Option<u16>,
+    /// `NTA_DCCP_ROLE` (DCCP flows are rare: Linux 6.18 has no DCCP tracker).
+    pub dccp_role: Option<u8>,
     /// `NTA_SCTP_VTAG_ORIG`.
     pub sctp_vtag_orig: Option<u32>,
     /// `NTA_SCTP_VTAG_REPL`.
@@ -104,88 +114,97 @@ pub struct Extra {
     pub synproxy: Option<Synproxy>,
 }
 
-/// The non-tuple attributes of a cached conntrack, packed. `present` says which are set.
+/// The non-tuple attributes of a cached conntrack, packed into 24 bytes plus the box
+/// pointer. `present` says which are set.
+///
+/// One IPv4 NAT address and one NAT port are inline: the SNAT ones, or the DNAT ones when
+/// the flow has no SNAT (a flow with both keeps the DNAT half in [`Extra`]). The ICMP
+/// type/code/id share one presence bit: the 1.4.7 sender always sends the three together,
+/// and a kernel request zero-fills missing ones anyway.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct CtAttrs {
     status: u32,
     timeout: u32,
     mark: u32,
-    snat4: [u8; 4],
-    dnat4: [u8; 4],
-    spat: u16,
-    dpat: u16,
-    present: u32,
+    nat4: [u8; 4],
+    nat_port: u16,
+    present: u16,
     /// TCP, SCTP or DCCP state (one protocol per flow).
     state: u8,
-    dccp_role: u8,
     wscale_orig: u8,
     wscale_repl: u8,
     extra: Option<Box<Extra>>,
 }
 
 // Presence bits of CtAttrs.
-const P_STATUS: u32 = 1 << 0;
-const P_TIMEOUT: u32 = 1 << 1;
-const P_MARK: u32 = 1 << 2;
-const P_SNAT4: u32 = 1 << 3;
-const P_DNAT4: u32 = 1 << 4;
-const P_SPAT: u32 = 1 << 5;
-const P_DPAT: u32 = 1 << 6;
-const P_TCP_STATE: u32 = 1 << 7;
-const P_SCTP_STATE: u32 = 1 << 8;
-const P_DCCP_STATE: u32 = 1 << 9;
-const P_DCCP_ROLE: u32 = 1 << 10;
-const P_WSCALE_O: u32 = 1 << 11;
-const P_WSCALE_R: u32 = 1 << 12;
-const P_PORTS: u32 = 1 << 13;
-const P_ICMP_TYPE: u32 = 1 << 14;
-const P_ICMP_CODE: u32 = 1 << 15;
-const P_ICMP_ID: u32 = 1 << 16;
-const P_SYNPROXY0: u32 = 1 << 17;
-const P_ZONE: u32 = 1 << 18;
+const P_STATUS: u16 = 1 << 0;
+const P_TIMEOUT: u16 = 1 << 1;
+const P_MARK: u16 = 1 << 2;
+const P_SNAT4: u16 = 1 << 3;
+const P_DNAT4: u16 = 1 << 4;
+const P_SPAT: u16 = 1 << 5;
+const P_DPAT: u16 = 1 << 6;
+const P_TCP_STATE: u16 = 1 << 7;
+const P_SCTP_STATE: u16 = 1 << 8;
+const P_DCCP_STATE: u16 = 1 << 9;
+const P_WSCALE_O: u16 = 1 << 10;
+const P_WSCALE_R: u16 = 1 << 11;
+const P_PORTS: u16 = 1 << 12;
+const P_ICMP: u16 = 1 << 13;
+const P_SYNPROXY0: u16 = 1 << 14;
+const P_ZONE: u16 = 1 << 15;
 
 impl CtAttrs {
     /// Packs everything of `r` but the identity (addresses, protocol, ports/ICMP values,
     /// zone value: those are in the key; only their presence is recorded here).
     pub fn pack(r: &Repr) -> Self {
         let mut a = Self::default();
-        let mut bit = |cond: bool, b: u32| {
+        let mut x = Extra::default();
+        let mut bit = |cond: bool, b: u16| {
             if cond {
                 a.present |= b;
             }
         };
         bit(r.ports.is_some(), P_PORTS);
-        bit(r.icmp_type.is_some(), P_ICMP_TYPE);
-        bit(r.icmp_code.is_some(), P_ICMP_CODE);
-        bit(r.icmp_id.is_some(), P_ICMP_ID);
+        bit(
+            r.icmp_type.is_some() || r.icmp_code.is_some() || r.icmp_id.is_some(),
+            P_ICMP,
+        );
         bit(r.zone.is_some(), P_ZONE);
-        if let Some(v) = r.status {
-            a.status = v;
-            a.present |= P_STATUS;
+        for (v, slot, b) in [
+            (r.status, &mut a.status, P_STATUS),
+            (r.timeout, &mut a.timeout, P_TIMEOUT),
+            (r.mark, &mut a.mark, P_MARK),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+                a.present |= b;
+            }
         }
-        if let Some(v) = r.timeout {
-            a.timeout = v;
-            a.present |= P_TIMEOUT;
+        // The inline NAT slots hold SNAT first, else DNAT.
+        match (r.snat_ipv4, r.dnat_ipv4) {
+            (Some(s), d) => {
+                a.nat4 = s.octets();
+                a.present |= P_SNAT4 | if d.is_some() { P_DNAT4 } else { 0 };
+                x.dnat4 = d;
+            }
+            (None, Some(d)) => {
+                a.nat4 = d.octets();
+                a.present |= P_DNAT4;
+            }
+            (None, None) => {}
         }
-        if let Some(v) = r.mark {
-            a.mark = v;
-            a.present |= P_MARK;
-        }
-        if let Some(v) = r.snat_ipv4 {
-            a.snat4 = v.octets();
-            a.present |= P_SNAT4;
-        }
-        if let Some(v) = r.dnat_ipv4 {
-            a.dnat4 = v.octets();
-            a.present |= P_DNAT4;
-        }
-        if let Some(v) = r.spat_port {
-            a.spat = v;
-            a.present |= P_SPAT;
-        }
-        if let Some(v) = r.dpat_port {
-            a.dpat = v;
-            a.present |= P_DPAT;
+        match (r.spat_port, r.dpat_port) {
+            (Some(s), d) => {
+                a.nat_port = s;
+                a.present |= P_SPAT | if d.is_some() { P_DPAT } else { 0 };
+                x.dpat = d;
+            }
+            (None, Some(d)) => {
+                a.nat_port = d;
+                a.present |= P_DPAT;
+            }
+            (None, None) => {}
         }
         // One state byte: a flow has one protocol. A (nonsensical) message with several
         // state attributes keeps the last of TCP, SCTP, DCCP.
@@ -198,10 +217,6 @@ impl CtAttrs {
                 a.state = v;
                 a.present |= b;
             }
-        }
-        if let Some(v) = r.dccp_role {
-            a.dccp_role = v;
-            a.present |= P_DCCP_ROLE;
         }
         if let Some(v) = r.tcp_wscale_orig {
             a.wscale_orig = v;
@@ -217,34 +232,40 @@ impl CtAttrs {
             a.present |= P_SYNPROXY0;
             synproxy = None;
         }
-        let extra = Extra {
-            master_addrs: r.master_addrs,
-            master_l4proto: r.master_l4proto,
-            master_ports: r.master_ports,
-            nat_seq_adj: r.nat_seq_adj,
-            sctp_vtag_orig: r.sctp_vtag_orig,
-            sctp_vtag_repl: r.sctp_vtag_repl,
-            helper_name: r.helper_name,
-            labels: r.labels,
-            snat_ipv6: r.snat_ipv6,
-            dnat_ipv6: r.dnat_ipv6,
-            synproxy,
-        };
-        if extra != Extra::default() {
-            a.extra = Some(Box::new(extra));
+        x.master_addrs = r.master_addrs;
+        x.master_l4proto = r.master_l4proto;
+        x.master_ports = r.master_ports;
+        x.nat_seq_adj = r.nat_seq_adj;
+        x.sctp_vtag_orig = r.sctp_vtag_orig;
+        x.sctp_vtag_repl = r.sctp_vtag_repl;
+        x.dccp_role = r.dccp_role;
+        x.helper_name = r.helper_name;
+        x.labels = r.labels;
+        x.snat_ipv6 = r.snat_ipv6;
+        x.dnat_ipv6 = r.dnat_ipv6;
+        x.synproxy = synproxy;
+        if x != Extra::default() {
+            a.extra = Some(Box::new(x));
         }
         a
     }
 
     /// The full message representation, identity from `key`.
     pub fn unpack(&self, key: &CtKey) -> Repr {
-        let p = |b: u32| self.present & b != 0;
         let pr = self.present;
+        let p = |b: u16| pr & b != 0;
         let t = key.tuple();
         let (l4a, l4b) = t.l4();
-        // The key's L4 slot holds ICMP values only when no ports were sent (CtKey::from_wire).
-        let icmp_slot = !p(P_PORTS);
         let x = self.extra.as_deref().cloned().unwrap_or_default();
+        let nat4 = Ipv4Addr::from(self.nat4);
+        // The key's L4 slot holds ICMP values only when no ports were sent (CtKey::from_wire).
+        let icmp_vals = p(P_ICMP).then(|| {
+            if p(P_PORTS) {
+                (0, 0, 0)
+            } else {
+                ((l4a >> 8) as u8, l4a as u8, l4b)
+            }
+        });
         Repr {
             addrs: Some(t.addrs()),
             l4proto: Some(t.l4proto()),
@@ -256,23 +277,27 @@ impl CtAttrs {
             master_addrs: x.master_addrs,
             master_l4proto: x.master_l4proto,
             master_ports: x.master_ports,
-            snat_ipv4: opt(pr, P_SNAT4, Ipv4Addr::from(self.snat4)),
-            dnat_ipv4: opt(pr, P_DNAT4, Ipv4Addr::from(self.dnat4)),
-            spat_port: opt(pr, P_SPAT, self.spat),
-            dpat_port: opt(pr, P_DPAT, self.dpat),
+            snat_ipv4: opt(pr, P_SNAT4, nat4),
+            dnat_ipv4: if p(P_SNAT4) {
+                x.dnat4
+            } else {
+                opt(pr, P_DNAT4, nat4)
+            },
+            spat_port: opt(pr, P_SPAT, self.nat_port),
+            dpat_port: if p(P_SPAT) {
+                x.dpat
+            } else {
+                opt(pr, P_DPAT, self.nat_port)
+            },
             nat_seq_adj: x.nat_seq_adj,
             sctp_state: opt(pr, P_SCTP_STATE, self.state),
             sctp_vtag_orig: x.sctp_vtag_orig,
             sctp_vtag_repl: x.sctp_vtag_repl,
             dccp_state: opt(pr, P_DCCP_STATE, self.state),
-            dccp_role: opt(pr, P_DCCP_ROLE, self.dccp_role),
-            icmp_type: opt(
-                pr,
-                P_ICMP_TYPE,
-                if icmp_slot { (l4a >> 8) as u8 } else { 0 },
-            ),
-            icmp_code: opt(pr, P_ICMP_CODE, if icmp_slot { l4a as u8 } else { 0 }),
-            icmp_id: opt(pr, P_ICMP_ID, if icmp_slot { l4b } else { 0 }),
+            dccp_role: x.dccp_role,
+            icmp_type: icmp_vals.map(|v| v.0),
+            icmp_code: icmp_vals.map(|v| v.1),
+            icmp_id: icmp_vals.map(|v| v.2),
             tcp_wscale_orig: opt(pr, P_WSCALE_O, self.wscale_orig),
             tcp_wscale_repl: opt(pr, P_WSCALE_R, self.wscale_repl),
             helper_name: x.helper_name,
@@ -321,11 +346,16 @@ impl core::fmt::Debug for CtAttrs {
         if self.present & (P_TCP_STATE | P_SCTP_STATE | P_DCCP_STATE) != 0 {
             d.field("state", &self.state);
         }
-        if self.present & P_SNAT4 != 0 {
-            d.field("snat", &Ipv4Addr::from(self.snat4));
+        if self.present & (P_SNAT4 | P_DNAT4) != 0 {
+            let kind = if self.present & P_SNAT4 != 0 {
+                "snat"
+            } else {
+                "dnat"
+            };
+            d.field(kind, &Ipv4Addr::from(self.nat4));
         }
-        if self.present & P_DNAT4 != 0 {
-            d.field("dnat", &Ipv4Addr::from(self.dnat4));
+        if self.present & (P_SPAT | P_DPAT) != 0 {
+            d.field("nat_port", &self.nat_port);
         }
         if let Some(x) = &self.extra {
             d.field("extra", x);
@@ -393,7 +423,7 @@ impl Stored for ExpRepr {
     }
 }
 
-fn opt<T>(present: u32, bit: u32, v: T) -> Option<T> {
+fn opt<T>(present: u16, bit: u16, v: T) -> Option<T> {
     (present & bit != 0).then_some(v)
 }
 

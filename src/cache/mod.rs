@@ -16,9 +16,9 @@
 //! [`External::handle_peer`]; `conntrackd -c` walks [`External::commit_order`] and builds
 //! each kernel CREATE with [`convert::kernel_from_wire`].
 //!
-//! Memory: a conntrack bucket is 96 bytes (40-byte key, 56-byte object) plus hashbrown's
-//! control byte; rare attributes live in a boxed extra (see [`entry`]). Measured: 132 bytes
-//! per entry at 100k entries, 187 at 70k (table just grown), table included.
+//! Memory: a conntrack bucket is 88 bytes (40-byte key, 48-byte object) plus hashbrown's
+//! control byte; rare attributes live in a boxed extra (see [`entry`]). Measured: 122 bytes
+//! per entry at 100k entries, 172 at 70k (table just grown), table included.
 //!
 //! References: `shared/reference/sync-modes.md` §1, §5, §6; `wire-protocol.md` §6–§8;
 //! `ctnetlink-notes.md` §7; where they were silent, the conntrack-tools 1.4.7 source.
