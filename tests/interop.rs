@@ -777,3 +777,62 @@ fn perf_quick_numbers() {
     );
     assert_eq!(test_table(&d).len(), N as usize);
 }
+
+fn conf_mode(mode: &str, side: char, net: u8, port: u16) -> String {
+    let (iface, local, peer) = if side == 'a' {
+        ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))
+    } else {
+        ("ib", format!("10.232.{net}.2"), format!("10.232.{net}.1"))
+    };
+    udp_config(mode, iface, &local, &peer, port)
+}
+
+const NOTRACK: &str = "Mode NOTRACK { }";
+const ALARM: &str = "Mode ALARM { RefreshTime 5 CacheTimeout 15 }";
+
+#[test]
+fn notrack_udp_ours_to_c() {
+    let (a, b, _veth) = pair("nc", 23);
+    let _da = ours(&a, &conf_mode(NOTRACK, 'a', 23, 3823));
+    let db = CDaemon::start(&b, &conf_mode(NOTRACK, 'b', 23, 3823));
+    replicate_and_commit(&a, &b, &db, true);
+}
+
+#[test]
+fn notrack_udp_c_to_ours() {
+    let (a, b, _veth) = pair("cn", 24);
+    let _da = CDaemon::start(&a, &conf_mode(NOTRACK, 'a', 24, 3824));
+    let db = ours(&b, &conf_mode(NOTRACK, 'b', 24, 3824));
+    replicate_and_commit(&a, &b, &db, false);
+}
+
+#[test]
+fn alarm_udp_ours_to_c() {
+    let (a, b, _veth) = pair("ac", 25);
+    let _da = ours(&a, &conf_mode(ALARM, 'a', 25, 3825));
+    let db = CDaemon::start(&b, &conf_mode(ALARM, 'b', 25, 3825));
+    replicate_and_commit(&a, &b, &db, true);
+    // Our periodic refresh refills the C daemon's flushed external cache.
+    db.expect_ctl(&["-f", "external"]);
+    assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), 0);
+    wait_until(
+        Duration::from_secs(8),
+        "our ALARM refresh refills C's -e",
+        || count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES,
+    );
+}
+
+/// ALARM C -> ours, and the periodic refresh: after our external cache is flushed, the C
+/// daemon's refresh (every 1-6 s with RefreshTime 5) fills it again.
+#[test]
+fn alarm_udp_c_to_ours_and_refresh() {
+    let (a, b, _veth) = pair("ca", 26);
+    let _da = CDaemon::start(&a, &conf_mode(ALARM, 'a', 26, 3826));
+    let db = ours(&b, &conf_mode(ALARM, 'b', 26, 3826));
+    replicate_and_commit(&a, &b, &db, false);
+    db.expect_ctl(&["-f", "external"]);
+    assert_eq!(count_test_lines(&text(&db, DUMP_EXTERNAL)), 0);
+    wait_until(Duration::from_secs(8), "ALARM refresh refills -e", || {
+        count_test_lines(&text(&db, DUMP_EXTERNAL)) == N_ENTRIES
+    });
+}

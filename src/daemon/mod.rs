@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -34,10 +34,10 @@ use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
 use crate::netlink::socket::{CtHandle, DumpFilter};
 use crate::runtime::reader::{self, OwnPorts, Router};
 use crate::runtime::receiver::Dispatcher;
-use crate::runtime::sender::{LinkIo, LinkThread};
+use crate::runtime::sender::{LinkIo, LinkThread, ModeConfig};
 use crate::runtime::worker::{CtChange, KernelEvent, Origin, Worker, WorkerConfig, WorkerIo};
 use crate::runtime::{Ring, Waker, placement};
-use crate::sync::ftfw;
+use crate::sync::{alarm, ftfw, notrack};
 use crate::sys::{sched, signal};
 use log::Log;
 use stats::{LinkStats, ReaderStats, ShardStats};
@@ -134,11 +134,10 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .sync
         .as_ref()
         .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
-    if sync.mode != SyncMode::Ftfw {
-        return Err(err(format!(
-            "sync mode {} is not implemented yet",
-            sync.mode
-        )));
+    if sync.disable_internal_cache || sync.disable_external_cache {
+        return Err(err(
+            "DisableInternalCache / DisableExternalCache are not implemented yet",
+        ));
     }
     if sync.channels.is_empty() {
         return Err(err("no dedicated link configured"));
@@ -201,6 +200,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         batch: 1024,
         limit: (g.hash_limit as usize).div_ceil(n),
         capacity: (g.hash_size as usize).div_ceil(n).min(1 << 16),
+        track_all: sync.mode == SyncMode::Alarm,
         epoch,
     };
     for (shard, place) in places.into_iter().enumerate() {
@@ -265,15 +265,27 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     );
 
     let (link_cmd_p, link_cmd_c) = Ring::with_waker(64, Arc::clone(&link_waker));
-    let fcfg = ftfw::Config {
-        ack_window: sync.ack_window_size,
-        resend_queue_size: sync.resend_queue_size as usize,
-        startup_resync: sync.startup_resync,
-        ..ftfw::Config::default()
+    let mode = match sync.mode {
+        SyncMode::Alarm => ModeConfig::Alarm(alarm::Config {
+            refresh_time: Duration::from_secs(u64::from(sync.refresh_time)),
+            cache_timeout: Duration::from_secs(u64::from(sync.cache_timeout)),
+            seed: u64::from(std::process::id()),
+            ..alarm::Config::default()
+        }),
+        SyncMode::Notrack => ModeConfig::Notrack(notrack::Config {
+            startup_resync: sync.startup_resync,
+            ..notrack::Config::default()
+        }),
+        _ => ModeConfig::Ftfw(ftfw::Config {
+            ack_window: sync.ack_window_size,
+            resend_queue_size: sync.resend_queue_size as usize,
+            startup_resync: sync.startup_resync,
+            ..ftfw::Config::default()
+        }),
     };
     let lt = LinkThread::new(
         pool,
-        fcfg,
+        mode,
         LinkIo {
             from_workers: tx_cons,
             cmds: link_cmd_c,

@@ -8,7 +8,7 @@
 use super::ring::Producer;
 use super::worker::PeerItem;
 use crate::cache::{CtKey, shard_of};
-use crate::wire::{Kind, Message};
+use crate::wire::{Kind, Message, MsgType};
 
 /// Per-shard batches of peer items.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub struct Dispatcher {
     pub malformed: u64,
     /// Items dropped because a shard ring was full.
     pub dropped: u64,
+    /// Keys delivered since the last [`Dispatcher::take_touched`], with "was a DEL".
+    touched: Vec<(CtKey, bool)>,
 }
 
 impl Dispatcher {
@@ -30,6 +32,7 @@ impl Dispatcher {
             pending,
             malformed: 0,
             dropped: 0,
+            touched: Vec::new(),
         }
     }
 
@@ -51,7 +54,19 @@ impl Dispatcher {
             return;
         };
         let s = shard_of(&key, self.rings.len());
+        self.touched.push((key, msg_type == MsgType::CT_DEL));
         self.pending[s].push(PeerItem::Ct { msg_type, repr });
+    }
+
+    /// The keys delivered since the last call (ALARM expiry bookkeeping).
+    pub fn take_touched(&mut self) -> Vec<(CtKey, bool)> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Removes an expired foreign object from its shard's external cache.
+    pub fn expire(&mut self, key: &CtKey) {
+        let s = shard_of(key, self.rings.len());
+        self.pending[s].push(PeerItem::Expire(*key));
     }
 
     /// Asks every shard to queue its whole internal cache (a peer sent RESYNC).

@@ -28,9 +28,22 @@ use super::worker::TxItem;
 use crate::cache::CtKey as Key;
 use crate::channel::{BATCH_SIZE, LinkMonitor, LinkPool, RecvBatch};
 use crate::daemon::stats::LinkStats;
+use crate::sync::alarm::{self, Alarm};
 use crate::sync::ftfw::{self, Event, Ftfw, Source};
+use crate::sync::notrack::{self, Notrack};
 use crate::sys::eventfd::poll_in;
-use crate::wire::{MsgType, Outgoing, SeqCounter, ct};
+use crate::wire::{Message, MsgType, Outgoing, SeqCounter, ct};
+
+/// The mode and its parameters (the link buffer is filled in from the current link).
+#[derive(Debug, Clone, Copy)]
+pub enum ModeConfig {
+    /// FTFW.
+    Ftfw(ftfw::Config),
+    /// NOTRACK.
+    Notrack(notrack::Config),
+    /// ALARM.
+    Alarm(alarm::Config),
+}
 
 /// Control requests for the link thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +69,141 @@ impl Source<Key> for Pending {
     }
 }
 
+/// The sync mode's state machine; all three speak the same verbs (sync/mod.rs).
+#[derive(Debug)]
+pub enum Endpoint {
+    /// Reliable (the default).
+    Ftfw(Ftfw<Key, IpAddr>),
+    /// Best effort.
+    Notrack(Notrack<Key, IpAddr>),
+    /// Periodic refresh; the external keys expire after `CacheTimeout`.
+    Alarm(Alarm<Key, Key, IpAddr>),
+}
+
+/// An endpoint event, mode-independent.
+enum Ev {
+    /// The endpoint no longer references the key: its payload can go.
+    Released(Key),
+    /// A peer asked for everything.
+    Resync,
+    /// ALARM: a foreign object was not refreshed for `CacheTimeout`.
+    Expired(Key),
+    /// Nothing for us.
+    Other,
+}
+
+impl Endpoint {
+    fn queue_item(&mut self, now: Instant, key: Key, send_now: bool) {
+        match self {
+            Self::Ftfw(e) if send_now => e.queue_item(key),
+            Self::Notrack(e) if send_now => e.queue_item(key),
+            Self::Alarm(e) if send_now => e.queue_item(now, key),
+            Self::Alarm(e) => e.track_item(now, key),
+            Self::Ftfw(_) | Self::Notrack(_) => {}
+        }
+    }
+
+    fn request_resync(&mut self) {
+        match self {
+            Self::Ftfw(e) => e.request_resync(),
+            Self::Notrack(e) => e.request_resync(),
+            // `-n` does nothing in ALARM mode (§3).
+            Self::Alarm(_) => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Self::Ftfw(e) => e.poll_timeout(),
+            Self::Notrack(e) => e.poll_timeout(),
+            Self::Alarm(e) => e.poll_timeout(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Self::Ftfw(e) => e.handle_timeout(now),
+            Self::Notrack(e) => e.handle_timeout(now),
+            Self::Alarm(e) => e.handle_timeout(now),
+        }
+    }
+
+    fn poll_transmit(
+        &mut self,
+        now: Instant,
+        seq: &mut SeqCounter,
+        src: &Pending,
+        buf: &mut [u8],
+    ) -> Option<ftfw::Transmit> {
+        match self {
+            Self::Ftfw(e) => e.poll_transmit(now, seq, src, buf),
+            Self::Notrack(e) => e.poll_transmit(now, seq, src, buf),
+            Self::Alarm(e) => e.poll_transmit(now, seq, src, buf),
+        }
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        peer: &IpAddr,
+        bytes: &[u8],
+        deliver: impl FnMut(&Message<'_>),
+    ) -> Result<(), crate::wire::Error> {
+        match self {
+            Self::Ftfw(e) => e.handle_datagram(now, peer, bytes, deliver),
+            Self::Notrack(e) => e.handle_datagram(now, peer, bytes, deliver),
+            Self::Alarm(e) => e.handle_datagram(now, peer, bytes, deliver),
+        }
+    }
+
+    fn rx_lost(&self) -> u64 {
+        match self {
+            Self::Ftfw(e) => e.stats().rx_lost,
+            Self::Notrack(e) => e.stats().rx_lost,
+            Self::Alarm(e) => e.stats().rx_lost,
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Ev> {
+        Some(match self {
+            Self::Ftfw(e) => match e.poll_event()? {
+                Event::Released { item, .. } => Ev::Released(item),
+                Event::ResyncRequested { .. } => Ev::Resync,
+                Event::PeerRestarted { peer } => {
+                    debug!(%peer, "peer (re)started");
+                    Ev::Other
+                }
+            },
+            Self::Notrack(e) => match e.poll_event()? {
+                notrack::Event::Released { item, .. } => Ev::Released(item),
+                notrack::Event::ResyncRequested { .. } => Ev::Resync,
+                // DisableExternalCache is refused at start-up.
+                notrack::Event::Inject { .. } => Ev::Other,
+            },
+            Self::Alarm(e) => match e.poll_event()? {
+                alarm::Event::Released { item, .. } => Ev::Released(item),
+                alarm::Event::Expired { item } => Ev::Expired(item),
+            },
+        })
+    }
+
+    /// ALARM bookkeeping of the foreign (external) objects a datagram touched.
+    fn foreign(&mut self, now: Instant, touched: &[(Key, bool)]) {
+        if let Self::Alarm(e) = self {
+            for (k, del) in touched {
+                if *del {
+                    e.forget_foreign(k);
+                } else {
+                    e.refresh_foreign(now, *k);
+                }
+            }
+        }
+    }
+}
+
 /// Everything the link thread owns.
 pub struct LinkThread {
-    ftfw: Ftfw<Key, IpAddr>,
+    ep: Endpoint,
     seq: SeqCounter,
     pool: LinkPool,
     monitor: Option<LinkMonitor>,
@@ -108,12 +253,26 @@ pub struct LinkIo {
 impl LinkThread {
     /// A link thread over `link`, with the endpoint started at `now`. The first sequence
     /// number is the current Unix time, as the C daemon's.
-    pub fn new(pool: LinkPool, mut cfg: ftfw::Config, io: LinkIo, now: Instant) -> Self {
+    pub fn new(pool: LinkPool, mode: ModeConfig, io: LinkIo, now: Instant) -> Self {
         let slot = (0..pool.len())
             .map(|i| pool.link(i).buffer_size())
             .max()
             .unwrap_or(1472);
-        cfg.link_buffer = pool.link(pool.current()).buffer_size();
+        let link_buffer = pool.link(pool.current()).buffer_size();
+        let ep = match mode {
+            ModeConfig::Ftfw(mut c) => {
+                c.link_buffer = link_buffer;
+                Endpoint::Ftfw(Ftfw::new(c, now))
+            }
+            ModeConfig::Notrack(mut c) => {
+                c.link_buffer = link_buffer;
+                Endpoint::Notrack(Notrack::new(c, now))
+            }
+            ModeConfig::Alarm(mut c) => {
+                c.link_buffer = link_buffer;
+                Endpoint::Alarm(Alarm::new(c, now))
+            }
+        };
         let monitor = LinkMonitor::open()
             .map_err(|e| warn!(error = %e, "no link monitoring"))
             .ok();
@@ -121,7 +280,7 @@ impl LinkThread {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
         Self {
-            ftfw: Ftfw::new(cfg, now),
+            ep,
             seq: SeqCounter::new(first),
             rx: RecvBatch::new(slot.max(2048)),
             arena: vec![0u8; slot * BATCH_SIZE],
@@ -159,8 +318,8 @@ impl LinkThread {
                 warn!(error = %e, "link monitor failed");
             }
             let mut busy = self.receive(now);
-            if self.ftfw.poll_timeout().is_some_and(|t| t <= now) {
-                self.ftfw.handle_timeout(now);
+            if self.ep.poll_timeout().is_some_and(|t| t <= now) {
+                self.ep.handle_timeout(now);
                 self.drain_events();
             }
             for i in 0..self.from_workers.len() {
@@ -168,14 +327,14 @@ impl LinkThread {
                     busy = true;
                     for it in items.drain(..) {
                         self.pending.0.insert(it.key, (it.msg_type, it.repr));
-                        self.ftfw.queue_item(it.key);
+                        self.ep.queue_item(now, it.key, it.send_now);
                     }
                 }
             }
             while let Some(cmd) = self.cmds.pop() {
                 busy = true;
                 match cmd {
-                    LinkCmd::RequestResync => self.ftfw.request_resync(),
+                    LinkCmd::RequestResync => self.ep.request_resync(),
                 }
             }
             self.transmit(now);
@@ -209,18 +368,18 @@ impl LinkThread {
                     self.stats.bytes_recv.add(r.bytes.len() as u64);
                     let peer = r.from.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
                     let dispatch = &mut self.dispatch;
-                    let lost_before = self.ftfw.stats().rx_lost;
+                    let lost_before = self.ep.rx_lost();
                     if self
-                        .ftfw
+                        .ep
                         .handle_datagram(now, &peer, r.bytes, |m| dispatch.deliver(m))
                         .is_err()
                     {
                         self.stats.malformed.inc();
                     }
-                    self.stats.lost.add(self.ftfw.stats().rx_lost - lost_before);
-                    while let Some(ev) = self.ftfw.poll_event() {
-                        handle_event(&mut self.pending, &mut self.dispatch, ev);
-                    }
+                    self.stats.lost.add(self.ep.rx_lost() - lost_before);
+                    let touched = self.dispatch.take_touched();
+                    self.ep.foreign(now, &touched);
+                    drain(&mut self.ep, &mut self.pending, &mut self.dispatch);
                 }
             }
         }
@@ -231,9 +390,7 @@ impl LinkThread {
     /// Handles the endpoint's events right after the call that produced them, before any new
     /// transmit request, so that a release never drops a payload queued after it.
     fn drain_events(&mut self) {
-        while let Some(ev) = self.ftfw.poll_event() {
-            handle_event(&mut self.pending, &mut self.dispatch, ev);
-        }
+        drain(&mut self.ep, &mut self.pending, &mut self.dispatch);
     }
 
     /// Sends the whole transmit queue, up to `BATCH_SIZE` datagrams per `sendmmsg`.
@@ -244,7 +401,7 @@ impl LinkThread {
             while n < BATCH_SIZE {
                 let slot = &mut self.arena[n * self.slot..(n + 1) * self.slot];
                 let Some(t) = self
-                    .ftfw
+                    .ep
                     .poll_transmit(now, &mut self.seq, &self.pending, slot)
                 else {
                     break;
@@ -283,7 +440,7 @@ impl LinkThread {
     fn sleep(&mut self) {
         let now = Instant::now();
         let timeout = self
-            .ftfw
+            .ep
             .poll_timeout()
             .map_or(Duration::from_millis(500), |t| {
                 t.saturating_duration_since(now)
@@ -311,17 +468,21 @@ impl LinkThread {
     }
 }
 
-/// Applies one endpoint event (a free function so that it can run while the endpoint's
-/// receive loop borrows other fields).
-fn handle_event(pending: &mut Pending, dispatch: &mut Dispatcher, ev: Event<Key, IpAddr>) {
-    match ev {
-        Event::Released { item, .. } => {
-            pending.0.remove(&item);
+/// Applies the endpoint's events right after the call that produced them, before any new
+/// transmit request, so that a release never drops a payload queued after it. (A free
+/// function so that it can run while the receive loop borrows the receive batch.)
+fn drain(ep: &mut Endpoint, pending: &mut Pending, dispatch: &mut Dispatcher) {
+    while let Some(ev) = ep.poll_event() {
+        match ev {
+            Ev::Released(item) => {
+                pending.0.remove(&item);
+            }
+            Ev::Resync => {
+                info!("resync requested by other node");
+                dispatch.resync_all();
+            }
+            Ev::Expired(item) => dispatch.expire(&item),
+            Ev::Other => {}
         }
-        Event::ResyncRequested { .. } => {
-            info!("resync requested by other node");
-            dispatch.resync_all();
-        }
-        Event::PeerRestarted { peer } => debug!(%peer, "peer (re)started"),
     }
 }

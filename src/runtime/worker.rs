@@ -80,6 +80,8 @@ pub enum PeerItem {
     },
     /// A peer asked for everything (RESYNC): queue every internal object.
     Resync,
+    /// ALARM: the foreign object was not refreshed for `CacheTimeout`; remove it.
+    Expire(CtKey),
 }
 
 /// One request to the link thread: send this object's current state.
@@ -91,6 +93,9 @@ pub struct TxItem {
     pub msg_type: MsgType,
     /// Its current payload.
     pub repr: ct::Repr,
+    /// Send it now; `false` only registers it (ALARM: dumped objects go out at their first
+    /// refresh).
+    pub send_now: bool,
 }
 
 /// A control request for one shard; the answer goes back on the enclosed channel.
@@ -128,6 +133,9 @@ pub struct WorkerConfig {
     pub limit: usize,
     /// This shard's share of `HashSize`.
     pub capacity: usize,
+    /// ALARM: every internal object (dumped ones too) must be known to the link thread,
+    /// which refreshes it periodically.
+    pub track_all: bool,
     /// The daemon's clock origin: cache times are whole seconds since then.
     pub epoch: Instant,
 }
@@ -245,6 +253,10 @@ impl Worker {
     /// cleared at once (the link thread now holds the payload, latest wins), and a DEAD
     /// object leaves the cache: its DEL payload lives in the link thread until acknowledged.
     fn emit(&mut self, key: CtKey) {
+        self.emit_as(key, true);
+    }
+
+    fn emit_as(&mut self, key: CtKey, send_now: bool) {
         let Some((status, mut repr)) = self.internal.take_for_tx(&key) else {
             return;
         };
@@ -261,6 +273,7 @@ impl Worker {
             key,
             msg_type,
             repr,
+            send_now,
         });
     }
 
@@ -281,6 +294,10 @@ impl Worker {
         let secs = self.secs(now);
         match self.internal.handle_ct(secs, origin, kind, &ev.ct) {
             Outcome::Applied { .. } if origin == CacheOrigin::NotMe => self.emit(key),
+            // ALARM refreshes every object, our own commits and dumps included.
+            Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
+                self.emit_as(key, false);
+            }
             Outcome::Full { first: true } => warn!("internal cache is full"),
             _ => {}
         }
@@ -291,6 +308,13 @@ impl Worker {
             PeerItem::Ct { msg_type, repr } => (msg_type, repr),
             PeerItem::Resync => {
                 self.bulk();
+                return;
+            }
+            PeerItem::Expire(key) => {
+                let secs = self.secs(now);
+                let _ = self
+                    .external
+                    .handle_peer(secs, PeerMsg::Delete, key, &ct::Repr::default());
                 return;
             }
         };
