@@ -836,3 +836,26 @@ fn alarm_udp_c_to_ours_and_refresh() {
         count_test_lines(&text(&db, DUMP_EXTERNAL)) == N_ENTRIES
     });
 }
+
+/// `General { Filter }` in user space: only what passes is cached and replicated.
+#[test]
+fn ftfw_udp_filter_limits_replication() {
+    let (a, b, _veth) = pair("fl", 27);
+    let filter = "\tFilter {\n\t\tProtocol Accept { TCP }\n\
+                  \t\tAddress Ignore { IPv4_address 192.0.2.6 }\n\t}";
+    let conf_a = conf('a', 27, 3827).replace(&general(""), &general(filter));
+    let da = ours(&a, &conf_a);
+    let db = CDaemon::start(&b, &conf('b', 27, 3827));
+    insert_entries(&a);
+    wait_until(Duration::from_secs(5), "filtered entries at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == 2
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let e = db.expect_ctl(&["-e"]);
+    assert_eq!(count_test_lines(&e), 2, "{e}");
+    assert!(
+        e.contains("src=192.0.2.1 ") && e.contains("src=192.0.2.2 "),
+        "{e}"
+    );
+    assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2);
+}

@@ -29,6 +29,7 @@ use tracing::warn;
 use crate::cache::SendPolicy;
 use crate::channel::LinkPool;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
+use crate::filter::UserFilter;
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
 use crate::netlink::socket::{CtHandle, DumpFilter};
@@ -192,6 +193,12 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut wakers = vec![Arc::clone(&link_waker)];
     let epoch = Instant::now();
+    // Kernel-space filtering (BPF on the event socket) is not wired yet: the same sets are
+    // applied in user space, which gives the same result at some CPU cost.
+    let filter = Some(UserFilter::new(&g.filter)).filter(|f| !f.is_empty());
+    if g.filter.from == crate::config::FilterFrom::Kernelspace {
+        log.warning("Filter From Kernelspace is applied in user space by this version");
+    }
     let wcfg = WorkerConfig {
         send: SendPolicy {
             tcp_window_tracking: sync.tcp_window_tracking,
@@ -225,7 +232,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             stats: st,
             shutdown: Arc::clone(&shutdown),
         };
-        let worker = Worker::new(shard, wcfg, io);
+        let worker = Worker::new(shard, wcfg, io, filter.clone());
         threads.push(
             thread::Builder::new()
                 .name(format!("ctd-worker{shard}"))

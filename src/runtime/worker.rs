@@ -28,6 +28,7 @@ use crate::cache::{
 };
 use crate::ctl::render::entry::{conntrack_line, dump_line};
 use crate::daemon::stats::{CacheCounters, ShardStats};
+use crate::filter::UserFilter;
 use crate::netlink::ct::Conntrack;
 use crate::wire::{MsgType, ct};
 
@@ -169,11 +170,13 @@ pub struct Worker {
     external: ExternalCache,
     /// Transmit requests that did not fit the ring yet.
     out: Vec<TxItem>,
+    /// `General { Filter }`; `None` when nothing is configured.
+    filter: Option<UserFilter>,
 }
 
 impl Worker {
     /// A worker for `shard` with empty caches.
-    pub fn new(shard: usize, cfg: WorkerConfig, io: WorkerIo) -> Self {
+    pub fn new(shard: usize, cfg: WorkerConfig, io: WorkerIo, filter: Option<UserFilter>) -> Self {
         Self {
             shard,
             cfg,
@@ -181,6 +184,7 @@ impl Worker {
             internal: InternalCache::new(cfg.limit, cfg.capacity),
             external: ExternalCache::new(cfg.limit, cfg.capacity),
             out: Vec::new(),
+            filter,
         }
     }
 
@@ -278,6 +282,12 @@ impl Worker {
     }
 
     fn on_kernel(&mut self, now: Instant, ev: &KernelEvent) {
+        // The user-space filter runs on events, dumps and resyncs alike (§8.5).
+        if let Some(f) = &self.filter
+            && !f.accepts(&ev.ct)
+        {
+            return;
+        }
         let key = CtKey::from_conntrack(&ev.ct);
         let origin = match ev.origin {
             Origin::NotMe => CacheOrigin::NotMe,
