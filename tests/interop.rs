@@ -859,3 +859,66 @@ fn ftfw_udp_filter_limits_replication() {
     );
     assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2);
 }
+
+/// ExpectationSync with the kernel FTP helper, both directions with C: the expectation
+/// reaches the peer's external cache and, after a commit (masters first), its kernel.
+#[test]
+fn ftfw_udp_expectations_both_directions() {
+    const EXP_DUMP_EXTERNAL: i32 = 41;
+    for (tag, net, port, data_port, ours_first) in [
+        ("e1", 28u8, 3828u16, 50028u16, true),
+        ("e2", 29, 3829, 50029, false),
+    ] {
+        let (a, b, _veth) = pair(tag, net);
+        let client = NetNs::new(&format!("{tag}c"));
+        let cnet = net + 100;
+        let _v = Veth::connect(
+            &client,
+            "ic",
+            &format!("10.232.{cnet}.1/24"),
+            &a,
+            "is",
+            &format!("10.232.{cnet}.2/24"),
+        );
+        enable_conntrack(&client);
+        crate::util::enable_conntrack_with_ftp(&a);
+        let mode = "Mode FTFW { }\n\tOptions { ExpectationSync on }";
+        let (ca, cb) = (
+            conf_mode(mode, 'a', net, port),
+            conf_mode(mode, 'b', net, port),
+        );
+        let (_da, db) = if ours_first {
+            (ours(&a, &ca), CDaemon::start(&b, &cb))
+        } else {
+            (CDaemon::start(&a, &ca), ours(&b, &cb))
+        };
+        let server: std::net::IpAddr = format!("10.232.{cnet}.2").parse().unwrap();
+        let session = crate::util::make_expectation(&client, &a, server, data_port);
+        session.expect_expectation(&a);
+        let needle = format!("dport={data_port}");
+        wait_until(
+            Duration::from_secs(5),
+            "expectation in the external cache",
+            || {
+                let e = if ours_first {
+                    db.expect_ctl(&["-e", "expect"])
+                } else {
+                    text(&db, EXP_DUMP_EXTERNAL)
+                };
+                e.contains(&needle)
+            },
+        );
+        if ours_first {
+            db.expect_ctl(&["-c"]);
+        } else {
+            let _ = db.request(ALL_COMMIT);
+        }
+        let exps = crate::util::exp_list(&b);
+        assert!(
+            exps.iter()
+                .any(|l| l.contains(&needle) && l.contains("helper=ftp")),
+            "ours first: {ours_first}: {exps:#?}\n{}",
+            db.dump()
+        );
+    }
+}

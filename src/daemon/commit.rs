@@ -11,9 +11,11 @@ use std::time::Instant;
 use super::log::Log;
 use crate::cache::Secs;
 use crate::cache::convert::{self, CommitPolicy};
+use crate::cache::exp::exp_kernel_from_wire;
 use crate::netlink::ct::Conntrack;
+use crate::netlink::exp::Expectation;
 use crate::netlink::socket::{CtHandle, errno_of};
-use crate::wire::ct;
+use crate::wire::{ct, exp};
 
 /// Commit parameters from the `Sync` section.
 pub type CommitConfig = CommitPolicy;
@@ -99,4 +101,62 @@ fn create_pass(h: &mut CtHandle, cts: &[Conntrack], report: &mut CommitReport, l
             report.failed += again.len();
         }
     }
+}
+
+/// Creates the replicated expectations (after the conntracks: the kernel needs each master
+/// with its helper), with the same delete-and-retry on EEXIST.
+pub fn commit_expectations(
+    h: &mut CtHandle,
+    entries: &[(exp::Repr, Secs)],
+    epoch: Instant,
+    cfg: &CommitConfig,
+    log: &Log,
+) -> CommitReport {
+    let now = Instant::now().duration_since(epoch).as_secs() as Secs;
+    let mut report = CommitReport::default();
+    let exps: Vec<Expectation> = entries
+        .iter()
+        .filter_map(
+            |(r, updated)| match exp_kernel_from_wire(r, now, *updated, cfg) {
+                Ok(e) => Some(e),
+                Err(_) => {
+                    report.failed += 1;
+                    None
+                }
+            },
+        )
+        .collect();
+    if exps.is_empty() {
+        return report;
+    }
+    match h.create_expectations(&exps) {
+        Ok(rep) => {
+            report.ok += rep.ok;
+            let mut again = Vec::new();
+            for (i, e) in &rep.errors {
+                if errno_of(e) == Some(libc::EEXIST) {
+                    again.push(exps[*i]);
+                } else {
+                    log.error(&format!("commit expectation: {e}"));
+                    report.failed += 1;
+                }
+            }
+            if !again.is_empty() {
+                let _ = h.delete_expectations(&again);
+                match h.create_expectations(&again) {
+                    Ok(r) => {
+                        report.ok += r.ok;
+                        report.failed += r.errors.len();
+                    }
+                    Err(_) => report.failed += again.len(),
+                }
+            }
+        }
+        Err(e) => {
+            log.error(&format!("commit expectations: {e}"));
+            report.failed += exps.len();
+        }
+    }
+    log.notice(&format!("Committed {} new expectations", report.ok));
+    report
 }

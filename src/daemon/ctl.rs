@@ -48,6 +48,9 @@ mod code {
     pub(super) const ALL_RESYNC_MASTER: i32 = 44;
     pub(super) const ALL_FLUSH_CACHE: i32 = 45;
     pub(super) const ALL_COMMIT: i32 = 46;
+    pub(super) const EXP_DUMP_INTERNAL: i32 = 40;
+    pub(super) const EXP_DUMP_EXTERNAL: i32 = 41;
+    pub(super) const EXP_COMMIT: i32 = 42;
 }
 
 /// Everything the handler reaches into.
@@ -165,15 +168,32 @@ impl CtlState {
             code::STATS_RUNTIME => self.runtime_stats(),
             code::CT_DUMP_INTERNAL => self.broadcast(Cmd::DumpInternal).concat(),
             code::CT_DUMP_EXTERNAL => self.broadcast(Cmd::DumpExternal).concat(),
-            code::CT_COMMIT | code::ALL_COMMIT => {
-                let all: Vec<_> = self.broadcast(Cmd::CollectExternal).concat();
-                commit::commit(
-                    &mut self.commit,
-                    &all,
-                    self.epoch,
-                    &self.commit_cfg,
-                    &self.log,
-                );
+            code::EXP_DUMP_INTERNAL => self.broadcast(Cmd::DumpInternalExp).concat(),
+            code::EXP_DUMP_EXTERNAL => self.broadcast(Cmd::DumpExternalExp).concat(),
+            code::CT_COMMIT | code::ALL_COMMIT | code::EXP_COMMIT => {
+                if code != code::EXP_COMMIT {
+                    let all: Vec<_> = self.broadcast(Cmd::CollectExternal).concat();
+                    commit::commit(
+                        &mut self.commit,
+                        &all,
+                        self.epoch,
+                        &self.commit_cfg,
+                        &self.log,
+                    );
+                }
+                // Expectations after conntracks: the kernel needs the master and its helper.
+                if code != code::CT_COMMIT {
+                    let all: Vec<_> = self.broadcast(Cmd::CollectExternalExp).concat();
+                    if !all.is_empty() {
+                        commit::commit_expectations(
+                            &mut self.commit,
+                            &all,
+                            self.epoch,
+                            &self.commit_cfg,
+                            &self.log,
+                        );
+                    }
+                }
                 String::new()
             }
             code::CT_FLUSH_CACHE | code::ALL_FLUSH_CACHE => {

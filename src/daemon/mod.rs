@@ -29,14 +29,17 @@ use tracing::warn;
 use crate::cache::SendPolicy;
 use crate::channel::LinkPool;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
-use crate::filter::UserFilter;
+use crate::filter::{ExpFilter, UserFilter};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
+use crate::netlink::exp::Expectation;
 use crate::netlink::socket::{CtHandle, DumpFilter};
 use crate::runtime::reader::{self, OwnPorts, Router};
 use crate::runtime::receiver::Dispatcher;
 use crate::runtime::sender::{LinkIo, LinkThread, ModeConfig};
-use crate::runtime::worker::{CtChange, KernelEvent, Origin, Worker, WorkerConfig, WorkerIo};
+use crate::runtime::worker::{
+    CtChange, ExpEvent, KernelEvent, Origin, Worker, WorkerConfig, WorkerIo,
+};
 use crate::runtime::{Ring, Waker, placement};
 use crate::sync::{alarm, ftfw, notrack};
 use crate::sys::{sched, signal};
@@ -166,7 +169,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     let events = EventSocket::subscribe(
         EventGroups {
             conntrack: true,
-            expectations: false,
+            expectations: !matches!(sync.expectation_sync, crate::config::ExpectationSync::Off),
         },
         EventOptions {
             buffer_size: Some(
@@ -191,6 +194,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     let (mut ev_prod, mut peer_prod, mut cmd_prod, mut tx_cons, mut shard_stats) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut exp_prod = Vec::new();
+    let exp_filter = ExpFilter::new(&sync.expectation_sync);
     let mut wakers = vec![Arc::clone(&link_waker)];
     let epoch = Instant::now();
     // Kernel-space filtering (BPF on the event socket) is not wired yet: the same sets are
@@ -214,17 +219,20 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         let waker = Arc::new(Waker::new().map_err(|e| err(format!("eventfd: {e}")))?);
         wakers.push(Arc::clone(&waker));
         let (ep, ec) = Ring::with_waker(EVENT_RING, Arc::clone(&waker));
+        let (xp, xc) = Ring::with_waker(1 << 12, Arc::clone(&waker));
         let (pp, pc) = Ring::with_waker(EVENT_RING, Arc::clone(&waker));
         let (cp, cc) = Ring::with_waker(64, Arc::clone(&waker));
         let (tp, tc) = Ring::with_waker(EVENT_RING, Arc::clone(&link_waker));
         let st = Arc::new(ShardStats::default());
         ev_prod.push(ep);
+        exp_prod.push(xp);
         peer_prod.push(pp);
         cmd_prod.push(cp);
         tx_cons.push(tc);
         shard_stats.push(Arc::clone(&st));
         let io = WorkerIo {
             events: ec,
+            exp_events: xc,
             peer: pc,
             cmds: cc,
             tx: tp,
@@ -232,7 +240,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             stats: st,
             shutdown: Arc::clone(&shutdown),
         };
-        let worker = Worker::new(shard, wcfg, io, filter.clone());
+        let worker = Worker::new(shard, wcfg, io, filter.clone(), exp_filter.clone());
         threads.push(
             thread::Builder::new()
                 .name(format!("ctd-worker{shard}"))
@@ -247,7 +255,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     }
 
     // Start-up dump into the internal cache (no messages sent, §8.1).
-    let mut router = Router::new(ev_prod);
+    let mut router = Router::new(ev_prod, exp_prod);
     flush
         .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
             router.route(KernelEvent {
@@ -258,6 +266,19 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         })
         .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
     router.flush_blocking(&shutdown);
+    if exp_filter.enabled() {
+        // Masters first (above), then their expectations.
+        flush
+            .dump_expectations(0, |e: &Expectation| {
+                router.route_exp(ExpEvent {
+                    change: CtChange::New,
+                    origin: Origin::Dump,
+                    exp: *e,
+                });
+            })
+            .map_err(|e| err(format!("can't dump the kernel expectation table: {e}")))?;
+        router.flush_blocking(&shutdown);
+    }
 
     let sched_cfg = g.scheduler;
     let (rs, sd) = (Arc::clone(&reader_stats), Arc::clone(&shutdown));

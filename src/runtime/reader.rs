@@ -14,11 +14,12 @@ use std::time::Duration;
 use tracing::{debug, info_span, warn};
 
 use super::ring::Producer;
-use super::worker::{CtChange, KernelEvent, Origin};
-use crate::cache::{CtKey, shard_of};
+use super::worker::{CtChange, ExpEvent, KernelEvent, Origin};
+use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
 use crate::daemon::stats::ReaderStats;
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventKind, EventSocket};
+use crate::netlink::exp::Expectation;
 
 /// Receive buffer per drain: room for a few hundred events per `recv_batch`.
 const BATCH_BYTES: usize = 1 << 20;
@@ -45,18 +46,33 @@ impl OwnPorts {
     }
 }
 
-/// Routes kernel conntracks to shard rings, one pending batch per shard.
+/// Routes kernel conntracks (and expectations, to their master's shard) to shard rings,
+/// one pending batch per shard.
 #[derive(Debug)]
 pub struct Router {
     rings: Vec<Producer<KernelEvent>>,
     pending: Vec<Vec<KernelEvent>>,
+    exp_rings: Vec<Producer<ExpEvent>>,
+    exp_pending: Vec<Vec<ExpEvent>>,
 }
 
 impl Router {
-    /// A router over one producer per shard.
-    pub fn new(rings: Vec<Producer<KernelEvent>>) -> Self {
+    /// A router over one conntrack and one expectation producer per shard.
+    pub fn new(rings: Vec<Producer<KernelEvent>>, exp_rings: Vec<Producer<ExpEvent>>) -> Self {
         let pending = rings.iter().map(|_| Vec::new()).collect();
-        Self { rings, pending }
+        let exp_pending = exp_rings.iter().map(|_| Vec::new()).collect();
+        Self {
+            rings,
+            pending,
+            exp_rings,
+            exp_pending,
+        }
+    }
+
+    /// Adds one expectation event to its master's shard's pending batch.
+    pub fn route_exp(&mut self, ev: ExpEvent) {
+        let s = exp_shard_of(&ExpKey::from_expectation(&ev.exp), self.exp_rings.len());
+        self.exp_pending[s].push(ev);
     }
 
     /// Adds one event to its shard's pending batch.
@@ -70,6 +86,13 @@ impl Router {
     /// the ring).
     pub fn flush(&mut self) -> usize {
         let mut dropped = 0;
+        for (ring, batch) in self.exp_rings.iter_mut().zip(&mut self.exp_pending) {
+            if !batch.is_empty() {
+                ring.push_batch(batch);
+                dropped += batch.len();
+                batch.clear();
+            }
+        }
         for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
             if !batch.is_empty() {
                 ring.push_batch(batch);
@@ -83,6 +106,14 @@ impl Router {
     /// Pushes every pending batch, waiting for room instead of dropping (start-up dump and
     /// `-R`, where the producer is not the real-time reader and may block).
     pub fn flush_blocking(&mut self, shutdown: &AtomicBool) {
+        for (ring, batch) in self.exp_rings.iter_mut().zip(&mut self.exp_pending) {
+            while !batch.is_empty() && !shutdown.load(Ordering::Acquire) {
+                ring.push_batch(batch);
+                if !batch.is_empty() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
         for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
             while !batch.is_empty() && !shutdown.load(Ordering::Acquire) {
                 ring.push_batch(batch);
@@ -130,12 +161,21 @@ pub fn run(
         for ev in batch.iter() {
             n += 1;
             let change = match ev.kind {
-                EventKind::CtNew => CtChange::New,
-                EventKind::CtUpdate => CtChange::Update,
-                EventKind::CtDestroy => CtChange::Destroy,
-                // Expectations are not replicated yet.
-                _ => continue,
+                EventKind::CtNew | EventKind::ExpNew => CtChange::New,
+                EventKind::CtUpdate | EventKind::ExpUpdate => CtChange::Update,
+                EventKind::CtDestroy | EventKind::ExpDestroy => CtChange::Destroy,
             };
+            if ev.kind.is_expectation() {
+                match Expectation::parse(ev.family(), ev.attrs()) {
+                    Ok(exp) => router.route_exp(ExpEvent {
+                        change,
+                        origin: own.origin(ev.origin()),
+                        exp,
+                    }),
+                    Err(_) => stats.bad.inc(),
+                }
+                continue;
+            }
             match Conntrack::parse(ev.family(), ev.attrs()) {
                 Ok(ct) => router.route(KernelEvent {
                     change,

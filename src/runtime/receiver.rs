@@ -6,8 +6,8 @@
 //! shard, so the external-cache update happens on the shard's own worker without a lock.
 
 use super::ring::Producer;
-use super::worker::PeerItem;
-use crate::cache::{CtKey, shard_of};
+use super::worker::{PeerItem, TxKey};
+use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
 use crate::wire::{Kind, Message, MsgType};
 
 /// Per-shard batches of peer items.
@@ -20,7 +20,7 @@ pub struct Dispatcher {
     /// Items dropped because a shard ring was full.
     pub dropped: u64,
     /// Keys delivered since the last [`Dispatcher::take_touched`], with "was a DEL".
-    touched: Vec<(CtKey, bool)>,
+    touched: Vec<(TxKey, bool)>,
 }
 
 impl Dispatcher {
@@ -41,8 +41,19 @@ impl Dispatcher {
         let Kind::Data(msg_type) = m.kind() else {
             return;
         };
-        if !msg_type.is_ct() {
-            // Expectations are not replicated yet.
+        if msg_type.is_exp() {
+            let Ok(repr) = m.exp() else {
+                self.malformed += 1;
+                return;
+            };
+            let Some(key) = ExpKey::from_wire(&repr) else {
+                self.malformed += 1;
+                return;
+            };
+            let s = exp_shard_of(&key, self.rings.len());
+            self.touched
+                .push((TxKey::Exp(key), msg_type == MsgType::EXP_DEL));
+            self.pending[s].push(PeerItem::Exp { msg_type, repr });
             return;
         }
         let Ok(repr) = m.ct() else {
@@ -54,18 +65,22 @@ impl Dispatcher {
             return;
         };
         let s = shard_of(&key, self.rings.len());
-        self.touched.push((key, msg_type == MsgType::CT_DEL));
+        self.touched
+            .push((TxKey::Ct(key), msg_type == MsgType::CT_DEL));
         self.pending[s].push(PeerItem::Ct { msg_type, repr });
     }
 
     /// The keys delivered since the last call (ALARM expiry bookkeeping).
-    pub fn take_touched(&mut self) -> Vec<(CtKey, bool)> {
+    pub fn take_touched(&mut self) -> Vec<(TxKey, bool)> {
         std::mem::take(&mut self.touched)
     }
 
     /// Removes an expired foreign object from its shard's external cache.
-    pub fn expire(&mut self, key: &CtKey) {
-        let s = shard_of(key, self.rings.len());
+    pub fn expire(&mut self, key: &TxKey) {
+        let s = match key {
+            TxKey::Ct(k) => shard_of(k, self.rings.len()),
+            TxKey::Exp(k) => exp_shard_of(k, self.rings.len()),
+        };
         self.pending[s].push(PeerItem::Expire(*key));
     }
 

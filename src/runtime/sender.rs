@@ -25,14 +25,14 @@ use super::receiver::Dispatcher;
 use super::ring::Consumer;
 use super::wake::Waker;
 use super::worker::TxItem;
-use crate::cache::CtKey as Key;
+use super::worker::{TxKey as Key, TxPayload};
 use crate::channel::{BATCH_SIZE, LinkMonitor, LinkPool, RecvBatch};
 use crate::daemon::stats::LinkStats;
 use crate::sync::alarm::{self, Alarm};
 use crate::sync::ftfw::{self, Event, Ftfw, Source};
 use crate::sync::notrack::{self, Notrack};
 use crate::sys::eventfd::poll_in;
-use crate::wire::{Message, MsgType, Outgoing, SeqCounter, ct};
+use crate::wire::{Message, MsgType, Outgoing, SeqCounter};
 
 /// The mode and its parameters (the link buffer is filled in from the current link).
 #[derive(Debug, Clone, Copy)]
@@ -57,14 +57,21 @@ pub enum LinkCmd {
 const RECV_ROUNDS: usize = 8;
 
 /// Latest payload per key still referenced by the endpoint.
-struct Pending(HashMap<Key, (MsgType, ct::Repr), ahash::RandomState>);
+struct Pending(HashMap<Key, (MsgType, TxPayload), ahash::RandomState>);
 
 impl Source<Key> for Pending {
     fn message(&self, key: &Key) -> Option<Outgoing<'_>> {
-        self.0.get(key).map(|(msg_type, repr)| Outgoing::Ct {
-            msg_type: *msg_type,
-            flags: crate::wire::Flags::NONE,
-            repr,
+        self.0.get(key).map(|(msg_type, p)| match p {
+            TxPayload::Ct(repr) => Outgoing::Ct {
+                msg_type: *msg_type,
+                flags: crate::wire::Flags::NONE,
+                repr,
+            },
+            TxPayload::Exp(repr) => Outgoing::Exp {
+                msg_type: *msg_type,
+                flags: crate::wire::Flags::NONE,
+                repr,
+            },
         })
     }
 }

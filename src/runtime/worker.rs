@@ -22,15 +22,20 @@ use tracing::{debug, info_span, warn};
 use super::ring::{Consumer, Producer};
 use super::wake::Waker;
 use crate::cache::convert::{self, SendPolicy};
+use crate::cache::entry::Stored;
+use crate::cache::exp::{apply_exp_send_policy, exp_kernel_from_wire};
 use crate::cache::{
-    CacheStats, CtKey, ExternalCache, InternalCache, KernelEvent as CacheEvent, ObjStatus,
-    Origin as CacheOrigin, Outcome, PeerMsg, Secs,
+    CacheStats, CtKey, ExpKey, ExternalCache, ExternalExpCache, InternalCache, InternalExpCache,
+    KernelEvent as CacheEvent, ObjStatus, Origin as CacheOrigin, Outcome, PeerMsg, Secs,
 };
-use crate::ctl::render::entry::{conntrack_line, dump_line};
+use crate::ctl::render::entry::{conntrack_line, dump_line, expect_line};
 use crate::daemon::stats::{CacheCounters, ShardStats};
+use crate::filter::ExpFilter;
 use crate::filter::UserFilter;
+use crate::netlink::exp::Expectation;
+
 use crate::netlink::ct::Conntrack;
-use crate::wire::{MsgType, ct};
+use crate::wire::{MsgType, ct, exp};
 
 /// Whose request caused a kernel event (sync-modes.md §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,19 +86,55 @@ pub enum PeerItem {
     },
     /// A peer asked for everything (RESYNC): queue every internal object.
     Resync,
+    /// An EXP_NEW / EXP_UPD / EXP_DEL payload.
+    Exp {
+        /// The message type.
+        msg_type: MsgType,
+        /// The payload.
+        repr: exp::Repr,
+    },
     /// ALARM: the foreign object was not refreshed for `CacheTimeout`; remove it.
-    Expire(CtKey),
+    Expire(TxKey),
+}
+
+/// One kernel expectation event, decoded by the reader.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpEvent {
+    /// What happened.
+    pub change: CtChange,
+    /// Who caused it.
+    pub origin: Origin,
+    /// The expectation as the kernel reported it.
+    pub exp: Expectation,
+}
+
+/// What the link thread keys its queues by: a conntrack or an expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxKey {
+    /// A conntrack.
+    Ct(CtKey),
+    /// An expectation.
+    Exp(ExpKey),
+}
+
+/// The payload of a [`TxItem`].
+#[derive(Debug, Clone, Copy)]
+pub enum TxPayload {
+    /// CT_* message body.
+    Ct(ct::Repr),
+    /// EXP_* message body.
+    Exp(exp::Repr),
 }
 
 /// One request to the link thread: send this object's current state.
 #[derive(Debug, Clone, Copy)]
 pub struct TxItem {
     /// The object.
-    pub key: CtKey,
+    pub key: TxKey,
     /// Message type by status now (NEW, UPD or DEL).
     pub msg_type: MsgType,
     /// Its current payload.
-    pub repr: ct::Repr,
+    pub repr: TxPayload,
     /// Send it now; `false` only registers it (ALARM: dumped objects go out at their first
     /// refresh).
     pub send_now: bool,
@@ -108,6 +149,12 @@ pub enum Cmd {
     DumpExternal(Sender<String>),
     /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
     CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
+    /// Render the internal expectation cache (`-i expect`).
+    DumpInternalExp(Sender<String>),
+    /// Render the external expectation cache (`-e expect`).
+    DumpExternalExp(Sender<String>),
+    /// Hand out the external expectation cache for a commit.
+    CollectExternalExp(Sender<Vec<(exp::Repr, Secs)>>),
     /// Empty the internal and/or external cache; answers when done.
     Flush {
         /// Flush the internal cache.
@@ -146,6 +193,8 @@ pub struct WorkerConfig {
 pub struct WorkerIo {
     /// From the netlink reader.
     pub events: Consumer<KernelEvent>,
+    /// Expectation events from the netlink reader.
+    pub exp_events: Consumer<ExpEvent>,
     /// From the link thread.
     pub peer: Consumer<PeerItem>,
     /// From the control thread.
@@ -168,6 +217,9 @@ pub struct Worker {
     io: WorkerIo,
     internal: InternalCache,
     external: ExternalCache,
+    internal_exp: InternalExpCache,
+    external_exp: ExternalExpCache,
+    exp_filter: ExpFilter,
     /// Transmit requests that did not fit the ring yet.
     out: Vec<TxItem>,
     /// `General { Filter }`; `None` when nothing is configured.
@@ -176,13 +228,22 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `shard` with empty caches.
-    pub fn new(shard: usize, cfg: WorkerConfig, io: WorkerIo, filter: Option<UserFilter>) -> Self {
+    pub fn new(
+        shard: usize,
+        cfg: WorkerConfig,
+        io: WorkerIo,
+        filter: Option<UserFilter>,
+        exp_filter: ExpFilter,
+    ) -> Self {
         Self {
             shard,
             cfg,
             io,
             internal: InternalCache::new(cfg.limit, cfg.capacity),
             external: ExternalCache::new(cfg.limit, cfg.capacity),
+            internal_exp: InternalExpCache::new(cfg.limit, 1024),
+            external_exp: ExternalExpCache::new(cfg.limit, 1024),
+            exp_filter,
             out: Vec::new(),
             filter,
         }
@@ -194,10 +255,15 @@ impl Worker {
         let _g = span.enter();
         debug!("worker started");
         let mut events = Vec::with_capacity(self.cfg.batch);
+        let mut exp_events = Vec::new();
         let mut peer = Vec::new();
         let mut cmds = Vec::new();
         while !self.io.shutdown.load(Ordering::Acquire) {
-            let n_ev = self.io.events.pop_batch(&mut events, self.cfg.batch);
+            let n_ev = self.io.events.pop_batch(&mut events, self.cfg.batch)
+                + self
+                    .io
+                    .exp_events
+                    .pop_batch(&mut exp_events, self.cfg.batch);
             let n_peer = self.io.peer.pop_batch(&mut peer, self.cfg.batch);
             let n_cmd = self.io.cmds.pop_batch(&mut cmds, 16);
             if n_ev + n_peer + n_cmd > 0 {
@@ -205,6 +271,9 @@ impl Worker {
                 let now = Instant::now();
                 for ev in events.drain(..) {
                     self.on_kernel(now, &ev);
+                }
+                for ev in exp_events.drain(..) {
+                    self.on_kernel_exp(now, &ev);
                 }
                 for p in peer.drain(..) {
                     self.on_peer(now, p);
@@ -227,6 +296,7 @@ impl Worker {
             };
             let _ = io.waker.sleep_unless(Some(timeout), || {
                 !io.events.is_empty()
+                    || !io.exp_events.is_empty()
                     || !io.peer.is_empty()
                     || !io.cmds.is_empty()
                     || io.shutdown.load(Ordering::Acquire)
@@ -274,11 +344,71 @@ impl Worker {
             }
         };
         self.out.push(TxItem {
-            key,
+            key: TxKey::Ct(key),
             msg_type,
-            repr,
+            repr: TxPayload::Ct(repr),
             send_now,
         });
+    }
+
+    fn emit_exp(&mut self, key: ExpKey, send_now: bool) {
+        let Some((status, mut repr)) = self.internal_exp.take_for_tx(&key) else {
+            return;
+        };
+        apply_exp_send_policy(&mut repr, &self.cfg.send);
+        let msg_type = match status {
+            ObjStatus::New => MsgType::EXP_NEW,
+            ObjStatus::Alive => MsgType::EXP_UPD,
+            ObjStatus::Dead => {
+                self.internal_exp.remove_if_dead(&key);
+                MsgType::EXP_DEL
+            }
+        };
+        self.out.push(TxItem {
+            key: TxKey::Exp(key),
+            msg_type,
+            repr: TxPayload::Exp(repr),
+            send_now,
+        });
+    }
+
+    fn on_kernel_exp(&mut self, now: Instant, ev: &ExpEvent) {
+        if !self.exp_filter.enabled() {
+            return;
+        }
+        let helper = ev.exp.helper.as_ref().map(|h| h.as_bytes());
+        if !self.exp_filter.accepts_helper(helper) {
+            return;
+        }
+        let key = ExpKey::from_expectation(&ev.exp);
+        let kind = match (ev.change, ev.origin) {
+            (_, Origin::Dump) | (CtChange::Update, _) => CacheEvent::Update,
+            (CtChange::New, _) => CacheEvent::New,
+            (CtChange::Destroy, _) => CacheEvent::Destroy,
+        };
+        // Expectations whose master is not cached are not replicated (§5.5); the master
+        // lives on this shard (expectations are routed by their master).
+        if kind != CacheEvent::Destroy
+            && !self
+                .internal
+                .get(key.master())
+                .is_some_and(|o| o.meta.status != ObjStatus::Dead)
+        {
+            return;
+        }
+        let origin = match ev.origin {
+            Origin::NotMe => CacheOrigin::NotMe,
+            Origin::Flush => CacheOrigin::Flush,
+            Origin::Commit | Origin::Dump => CacheOrigin::Commit,
+        };
+        let secs = self.secs(now);
+        match self.internal_exp.handle_exp(secs, origin, kind, &ev.exp) {
+            Outcome::Applied { .. } if origin == CacheOrigin::NotMe => self.emit_exp(key, true),
+            Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
+                self.emit_exp(key, false);
+            }
+            _ => {}
+        }
     }
 
     fn on_kernel(&mut self, now: Instant, ev: &KernelEvent) {
@@ -320,11 +450,36 @@ impl Worker {
                 self.bulk();
                 return;
             }
-            PeerItem::Expire(key) => {
+            PeerItem::Expire(TxKey::Ct(key)) => {
                 let secs = self.secs(now);
                 let _ = self
                     .external
                     .handle_peer(secs, PeerMsg::Delete, key, &ct::Repr::default());
+                return;
+            }
+            PeerItem::Expire(TxKey::Exp(key)) => {
+                let secs = self.secs(now);
+                let _ = self.external_exp.handle_peer(
+                    secs,
+                    PeerMsg::Delete,
+                    key,
+                    &exp::Repr::default(),
+                );
+                return;
+            }
+            PeerItem::Exp { msg_type, repr } => {
+                let Some(key) = ExpKey::from_wire(&repr) else {
+                    return;
+                };
+                let msg = if msg_type == MsgType::EXP_NEW {
+                    PeerMsg::New
+                } else if msg_type == MsgType::EXP_UPD {
+                    PeerMsg::Update
+                } else {
+                    PeerMsg::Delete
+                };
+                let secs = self.secs(now);
+                let _ = self.external_exp.handle_peer(secs, msg, key, &repr);
                 return;
             }
         };
@@ -348,6 +503,10 @@ impl Worker {
     fn bulk(&mut self) {
         for key in self.internal.queue_all() {
             self.emit(key);
+        }
+        // Expectations after conntracks, as the C daemon queues them (§2.3).
+        for key in self.internal_exp.queue_all() {
+            self.emit_exp(key, true);
         }
     }
 
@@ -411,6 +570,41 @@ impl Worker {
                     .collect();
                 let _ = reply.send(v);
             }
+            Cmd::DumpInternalExp(reply) => {
+                let mut s = String::new();
+                for (k, o) in self.internal_exp.iter() {
+                    if o.meta.status == ObjStatus::Dead {
+                        continue;
+                    }
+                    if let Ok(e) =
+                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
+                    {
+                        let since = u64::from(secs.saturating_sub(o.meta.created));
+                        s.push_str(&dump_line(&expect_line(&e), None, since));
+                    }
+                }
+                let _ = reply.send(s);
+            }
+            Cmd::DumpExternalExp(reply) => {
+                let mut s = String::new();
+                for (k, o) in self.external_exp.iter() {
+                    if let Ok(e) =
+                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
+                    {
+                        let since = u64::from(secs.saturating_sub(o.meta.created));
+                        s.push_str(&dump_line(&expect_line(&e), None, since));
+                    }
+                }
+                let _ = reply.send(s);
+            }
+            Cmd::CollectExternalExp(reply) => {
+                let v = self
+                    .external_exp
+                    .commit_order()
+                    .map(|(_, r, updated)| (r, updated))
+                    .collect();
+                let _ = reply.send(v);
+            }
             Cmd::Flush {
                 internal,
                 external,
@@ -418,9 +612,11 @@ impl Worker {
             } => {
                 if internal {
                     self.internal.flush();
+                    self.internal_exp.flush();
                 }
                 if external {
                     self.external.flush();
+                    self.external_exp.flush();
                 }
                 let _ = done.send(());
             }
