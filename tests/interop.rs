@@ -470,12 +470,36 @@ fn replicate_and_commit(src_ns: &NetNs, dst_ns: &NetNs, dst: &CDaemon, dst_is_c:
     );
 }
 
+/// A statistics reply without its numbers and padding, and with the device name unified:
+/// what must be identical between the two daemons.
+fn shape(s: &str) -> String {
+    s.replace("device=ib", "device=ia")
+        .chars()
+        .filter(|c| !c.is_ascii_digit() && *c != ' ')
+        .collect()
+}
+
 #[test]
 fn ftfw_udp_ours_to_c() {
     let (a, b, _veth) = pair("oc", 12);
-    let _da = ours(&a, &conf('a', 12, 3802));
+    let da = ours(&a, &conf('a', 12, 3802));
     let db = CDaemon::start(&b, &conf('b', 12, 3802));
     replicate_and_commit(&a, &b, &db, true);
+    // The statistics replies have the C daemon's layout (our client against each daemon).
+    for args in [
+        &["-s"][..],
+        &["-s", "cache"],
+        &["-s", "link"],
+        &["-s", "network"],
+        &["-s", "runtime"],
+    ] {
+        let (o, c) = (da.expect_ctl(args), db.expect_ctl(args));
+        assert_eq!(
+            shape(&o),
+            shape(&c),
+            "{args:?}\n--- ours ---\n{o}--- C ---\n{c}"
+        );
+    }
 }
 
 #[test]

@@ -17,8 +17,7 @@ pub mod ctl;
 pub mod log;
 pub mod stats;
 
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -29,6 +28,8 @@ use tracing::warn;
 use crate::cache::SendPolicy;
 use crate::channel::LinkPool;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
+use crate::ctl::render::stats::ChannelKind;
+use crate::ctl::{CtlServer, LockFile};
 use crate::filter::{ExpFilter, UserFilter};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
@@ -68,51 +69,23 @@ fn err(msg: impl Into<String>) -> StartError {
     StartError(msg.into())
 }
 
-/// Removes the lock file when dropped, unless disarmed (the parent of `-d` keeps it for the
-/// child).
-struct LockGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Runs the daemon until SIGINT/SIGTERM (or a KILL request). `background` is `-d`.
 pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     signal::set_umask(0o177);
     let mut log = Log::open(conf.general.log_file.as_deref(), !background)
         .map_err(|e| err(format!("can't open logfile: {e}")))?;
-    let lock_path = conf.general.lock_file.clone();
-    if let Err(e) = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&lock_path)
-    {
-        let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            format!(
-                "lockfile `{}' exists, perhaps conntrackd already running?",
-                lock_path.display()
-            )
-        } else {
-            format!("can't open lockfile `{}': {e}", lock_path.display())
-        };
-        log.error(&msg);
-        return Err(err(msg));
-    }
-    let mut lock = LockGuard {
-        path: lock_path,
-        armed: true,
+    let lock = match LockFile::acquire(&conf.general.lock_file) {
+        Ok(l) => l,
+        Err(e) => {
+            log.error(&e.to_string());
+            return Err(err(e.to_string()));
+        }
     };
     if background {
         match signal::fork().map_err(|e| err(format!("fork: {e}")))? {
             Some(_child) => {
-                lock.armed = false;
+                // The child owns the lock now.
+                lock.leak();
                 return Ok(());
             }
             None => {
@@ -122,6 +95,9 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
         }
     }
     let log = Arc::new(log);
+    // `lock` lives until this function returns: removed after a clean shutdown or a
+    // failed initialisation alike.
+    let _lock = lock;
     match start(conf, background, &log) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -152,11 +128,12 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .iter()
         .map(|c| c.interface.clone().unwrap_or_default())
         .collect();
-    let transport = match sync.transport() {
-        Some(Transport::Multicast) => "multicast",
-        Some(Transport::Tcp) => "TCP",
-        _ => "UDP",
+    let kind = match sync.transport() {
+        Some(Transport::Multicast) => ChannelKind::Multicast,
+        Some(Transport::Tcp) => ChannelKind::Tcp,
+        _ => ChannelKind::Udp,
     };
+    let link_status = Arc::new(parking_lot::Mutex::new(pool.status()));
     let current = Arc::new(AtomicUsize::new(pool.current()));
 
     let commit = CtHandle::open().map_err(|e| err(format!("commit socket: {e}")))?;
@@ -322,6 +299,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             stats: Arc::clone(&link_stats),
             shutdown: Arc::clone(&shutdown),
             current: Arc::clone(&current),
+            links: Arc::clone(&link_status),
         },
         Instant::now(),
     );
@@ -332,40 +310,45 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             .map_err(|e| err(format!("spawn link thread: {e}")))?,
     );
 
-    let unix_path = g.unix_path.clone();
-    let listener = match &unix_path {
-        Some(p) => Some(ctl::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?),
+    // Without a UNIX block the C daemon still starts, but no client can reach it.
+    let server = match &g.unix_path {
+        Some(p) => {
+            let server =
+                CtlServer::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?;
+            let handler = ctl::Handler::new(
+                ctl::CtlOps {
+                    workers: cmd_prod,
+                    link: link_cmd_p,
+                    commit,
+                    flush,
+                    commit_cfg: commit::CommitConfig {
+                        commit_timeout: sync.commit_timeout,
+                        tcp_window_tracking: sync.tcp_window_tracking,
+                        kind: crate::cache::CommitKind::Commit,
+                    },
+                    epoch,
+                    expectations: exp_filter.enabled(),
+                },
+                ctl::CtlView {
+                    shards: shard_stats,
+                    link_stats,
+                    links: link_status,
+                    reader_stats,
+                    kind,
+                    devices,
+                    current,
+                    log: Arc::clone(log),
+                    started,
+                },
+            );
+            Some(
+                server
+                    .serve(Arc::new(handler))
+                    .map_err(|e| err(format!("control socket: {e}")))?,
+            )
+        }
         None => None,
     };
-    if let Some(listener) = listener {
-        let state = ctl::CtlState {
-            workers: cmd_prod,
-            link: link_cmd_p,
-            shards: shard_stats,
-            link_stats,
-            reader_stats,
-            commit,
-            flush,
-            commit_cfg: commit::CommitConfig {
-                commit_timeout: sync.commit_timeout,
-                tcp_window_tracking: sync.tcp_window_tracking,
-                kind: crate::cache::CommitKind::Commit,
-            },
-            epoch,
-            transport,
-            devices,
-            current,
-            log: Arc::clone(log),
-            started,
-        };
-        let sd = Arc::clone(&shutdown);
-        // Not joined: it may be blocked in accept() or in a client's commit; the process
-        // exits after the clean-up below.
-        thread::Builder::new()
-            .name("ctd-ctl".into())
-            .spawn(move || ctl::serve(listener, state, sd))
-            .map_err(|e| err(format!("spawn control thread: {e}")))?;
-    }
 
     log.notice("initialization completed");
     log.notice(if background {
@@ -380,9 +363,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     for w in &wakers {
         w.wake();
     }
-    if let Some(p) = &unix_path {
-        let _ = std::fs::remove_file(p);
-    }
+    // Unlinks the socket (only while it is still ours).
+    drop(server);
     for t in threads {
         let _ = t.join();
     }

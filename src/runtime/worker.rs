@@ -29,6 +29,7 @@ use crate::cache::{
     KernelEvent as CacheEvent, ObjStatus, Origin as CacheOrigin, Outcome, PeerMsg, Secs,
 };
 use crate::ctl::render::entry::{conntrack_line, dump_line, expect_line};
+use crate::ctl::render::xml::{conntrack_xml, expect_xml};
 use crate::daemon::stats::{CacheCounters, ShardStats};
 use crate::filter::ExpFilter;
 use crate::filter::UserFilter;
@@ -140,19 +141,32 @@ pub struct TxItem {
     pub send_now: bool,
 }
 
+/// Which cache a [`Cmd::Dump`] renders, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dump {
+    /// `-i` (`exp`: `-i expect`; `xml`: `-x`).
+    Internal {
+        /// The expectation cache.
+        exp: bool,
+        /// XML lines.
+        xml: bool,
+    },
+    /// `-e`, likewise.
+    External {
+        /// The expectation cache.
+        exp: bool,
+        /// XML lines.
+        xml: bool,
+    },
+}
+
 /// A control request for one shard; the answer goes back on the enclosed channel.
 #[derive(Debug)]
 pub enum Cmd {
-    /// Render the internal cache (`-i`).
-    DumpInternal(Sender<String>),
-    /// Render the external cache (`-e`).
-    DumpExternal(Sender<String>),
+    /// Render a cache (`-i`, `-e`, with `expect` and `-x` variants).
+    Dump(Dump, Sender<String>),
     /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
     CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
-    /// Render the internal expectation cache (`-i expect`).
-    DumpInternalExp(Sender<String>),
-    /// Render the external expectation cache (`-e expect`).
-    DumpExternalExp(Sender<String>),
     /// Hand out the external expectation cache for a commit.
     CollectExternalExp(Sender<Vec<(exp::Repr, Secs)>>),
     /// Empty the internal and/or external cache; answers when done.
@@ -513,6 +527,11 @@ impl Worker {
     fn publish_stats(&self) {
         fn copy(c: &CacheCounters, s: &CacheStats) {
             c.active.set(s.active);
+            c.objects.set(s.objects);
+            c.create_nomem.set(s.add_fail_nomem);
+            c.create_nospace.set(s.add_fail_nospace);
+            c.update_enoent.set(s.upd_fail_enoent);
+            c.destroy_enoent.set(s.del_fail_enoent);
             c.created.set(s.add_ok);
             c.create_failed.set(s.add_fail);
             c.updated.set(s.upd_ok);
@@ -522,45 +541,86 @@ impl Worker {
         }
         copy(&self.io.stats.internal, &self.internal.stats());
         copy(&self.io.stats.external, &self.external.stats());
+        copy(&self.io.stats.internal_exp, &self.internal_exp.stats());
+        copy(&self.io.stats.external_exp, &self.external_exp.stats());
+    }
+
+    /// The lines of a `-i`/`-e` dump of this shard. The caches hold only the replicated
+    /// attributes, so a line shows what the sync protocol carries (the reply tuple is the
+    /// mirrored original, as a commit would create it).
+    fn render(&self, what: Dump, secs: Secs) -> String {
+        let policy = convert::CommitPolicy::default();
+        let mut s = String::new();
+        let since = |created: Secs| u64::from(secs.saturating_sub(created));
+        match what {
+            Dump::Internal { exp: false, xml } | Dump::External { exp: false, xml } => {
+                let internal = matches!(what, Dump::Internal { .. });
+                let objs: Vec<_> = if internal {
+                    self.internal
+                        .iter()
+                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .collect()
+                } else {
+                    self.external
+                        .iter()
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .collect()
+                };
+                for (r, created) in objs {
+                    let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) else {
+                        continue;
+                    };
+                    ct.timeout = None;
+                    ct.protoinfo = display_protoinfo(&r);
+                    if !internal {
+                        // The external object only knows the original tuple (§3.2).
+                        ct.reply = None;
+                        ct.nat_src = None;
+                        ct.nat_dst = None;
+                    }
+                    if xml {
+                        s.push_str(&conntrack_xml(&ct));
+                        s.push('\n');
+                    } else {
+                        s.push_str(&dump_line(&conntrack_line(&ct), None, since(created)));
+                    }
+                }
+            }
+            Dump::Internal { exp: true, xml } | Dump::External { exp: true, xml } => {
+                let objs: Vec<_> = if matches!(what, Dump::Internal { .. }) {
+                    self.internal_exp
+                        .iter()
+                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .collect()
+                } else {
+                    self.external_exp
+                        .iter()
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .collect()
+                };
+                for (r, created) in objs {
+                    let Ok(e) = exp_kernel_from_wire(&r, secs, secs, &policy) else {
+                        continue;
+                    };
+                    if xml {
+                        s.push_str(&expect_xml(&e));
+                        s.push('\n');
+                    } else {
+                        s.push_str(&dump_line(&expect_line(&e), None, since(created)));
+                    }
+                }
+            }
+        }
+        s
     }
 
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
         let secs = self.secs(now);
-        let policy = convert::CommitPolicy::default();
         match cmd {
-            Cmd::DumpInternal(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.internal.iter() {
-                    if o.meta.status == ObjStatus::Dead {
-                        continue;
-                    }
-                    let r = o.val.unpack(k);
-                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
-                        ct.timeout = None;
-                        // Only the replicated attributes are cached: show no invented flags.
-                        ct.protoinfo = display_protoinfo(&r);
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
-                    }
-                }
-                let _ = reply.send(s);
-            }
-            Cmd::DumpExternal(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.external.iter() {
-                    let r = o.val.unpack(k);
-                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
-                        // The external object only knows the original tuple (§3.2).
-                        ct.timeout = None;
-                        ct.reply = None;
-                        ct.nat_src = None;
-                        ct.nat_dst = None;
-                        ct.protoinfo = display_protoinfo(&r);
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
-                    }
-                }
-                let _ = reply.send(s);
+            Cmd::Dump(what, reply) => {
+                let _ = reply.send(self.render(what, secs));
             }
             Cmd::CollectExternal(reply) => {
                 let v = self
@@ -569,33 +629,6 @@ impl Worker {
                     .map(|(_, r, updated)| (r, updated))
                     .collect();
                 let _ = reply.send(v);
-            }
-            Cmd::DumpInternalExp(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.internal_exp.iter() {
-                    if o.meta.status == ObjStatus::Dead {
-                        continue;
-                    }
-                    if let Ok(e) =
-                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
-                    {
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&expect_line(&e), None, since));
-                    }
-                }
-                let _ = reply.send(s);
-            }
-            Cmd::DumpExternalExp(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.external_exp.iter() {
-                    if let Ok(e) =
-                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
-                    {
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&expect_line(&e), None, since));
-                    }
-                }
-                let _ = reply.send(s);
             }
             Cmd::CollectExternalExp(reply) => {
                 let v = self
