@@ -1004,3 +1004,52 @@ fn ftfw_udp_recovers_from_loss() {
         );
     }
 }
+
+/// Two UDP links (`ia`/`ib` default, `ja`/`jb` backup) between the nodes of [`pair`] `net`
+/// and a second veth pair on `10.232.<net+1>.0/24`.
+fn two_link_conf(side: char, net: u8, port: u16) -> String {
+    let (x, y) = if side == 'a' { (1, 2) } else { (2, 1) };
+    let (i1, i2) = if side == 'a' { ("ia", "ja") } else { ("ib", "jb") };
+    let n2 = net + 1;
+    format!(
+        "Sync {{\n\tMode FTFW {{ }}\n\
+         \tUDP Default {{\n\t\tIPv4_address 10.232.{net}.{x}\n\t\tIPv4_Destination_Address 10.232.{net}.{y}\n\
+         \t\tPort {port}\n\t\tInterface {i1}\n\t}}\n\
+         \tUDP {{\n\t\tIPv4_address 10.232.{n2}.{x}\n\t\tIPv4_Destination_Address 10.232.{n2}.{y}\n\
+         \t\tPort {}\n\t\tInterface {i2}\n\t}}\n}}\n{}",
+        port + 1,
+        general("")
+    )
+}
+
+/// Redundant links: when the current link's interface goes down our daemon sends on the
+/// backup link, the C peer follows it (a valid message on a link makes it current), and
+/// replication goes on; `-s link` shows the roles.
+#[test]
+fn ftfw_udp_redundant_link_failover() {
+    let (a, b, _veth) = pair("fo", 32);
+    let _v2 = Veth::connect(&a, "ja", "10.232.33.1/24", &b, "jb", "10.232.33.2/24");
+    let da = ours(&a, &two_link_conf('a', 32, 3834));
+    let db = CDaemon::start(&b, &two_link_conf('b', 32, 3834));
+    let links = da.expect_ctl(&["-s", "link"]);
+    assert!(
+        links.contains("device=ia status=RUNNING role=ACTIVE")
+            && links.contains("device=ja status=RUNNING role=BACKUP"),
+        "{links}"
+    );
+    ct_insert(&a, &["-p", "udp", "-s", "192.0.2.90", "-d", "198.51.100.90", "--sport", "9", "--dport", "90", "-t", "100"]);
+    wait_until(Duration::from_secs(5), "first entry over ia", || {
+        db.expect_ctl(&["-e"]).contains("src=192.0.2.90")
+    });
+    a.link_set("ia", false);
+    wait_until(Duration::from_secs(5), "ja becomes the active link", || {
+        da.expect_ctl(&["-s", "link"]).contains("device=ja status=RUNNING role=ACTIVE")
+    });
+    ct_insert(&a, &["-p", "udp", "-s", "192.0.2.91", "-d", "198.51.100.91", "--sport", "9", "--dport", "91", "-t", "100"]);
+    wait_until(Duration::from_secs(5), "second entry over ja", || {
+        db.expect_ctl(&["-e"]).contains("src=192.0.2.91")
+    });
+    wait_until(Duration::from_secs(5), "C follows to jb", || {
+        db.expect_ctl(&["-s", "link"]).contains("device=jb status=RUNNING role=ACTIVE")
+    });
+}
