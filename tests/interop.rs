@@ -619,6 +619,11 @@ fn ftfw_udp_delete_and_client_flags() {
     wait_until(Duration::from_secs(5), "resync answered", || {
         count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES - 1
     });
+    assert!(
+        da.log().contains("resync requested by other node"),
+        "{}",
+        da.log()
+    );
     // -f internal / -R: our internal cache emptied, then re-read from the kernel.
     da.expect_ctl(&["-f", "internal"]);
     assert_eq!(count_test_lines(&da.expect_ctl(&["-i"])), 0);
@@ -1009,7 +1014,11 @@ fn ftfw_udp_recovers_from_loss() {
 /// and a second veth pair on `10.232.<net+1>.0/24`.
 fn two_link_conf(side: char, net: u8, port: u16) -> String {
     let (x, y) = if side == 'a' { (1, 2) } else { (2, 1) };
-    let (i1, i2) = if side == 'a' { ("ia", "ja") } else { ("ib", "jb") };
+    let (i1, i2) = if side == 'a' {
+        ("ia", "ja")
+    } else {
+        ("ib", "jb")
+    };
     let n2 = net + 1;
     format!(
         "Sync {{\n\tMode FTFW {{ }}\n\
@@ -1037,19 +1046,59 @@ fn ftfw_udp_redundant_link_failover() {
             && links.contains("device=ja status=RUNNING role=BACKUP"),
         "{links}"
     );
-    ct_insert(&a, &["-p", "udp", "-s", "192.0.2.90", "-d", "198.51.100.90", "--sport", "9", "--dport", "90", "-t", "100"]);
+    ct_insert(
+        &a,
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "192.0.2.90",
+            "-d",
+            "198.51.100.90",
+            "--sport",
+            "9",
+            "--dport",
+            "90",
+            "-t",
+            "100",
+        ],
+    );
     wait_until(Duration::from_secs(5), "first entry over ia", || {
         db.expect_ctl(&["-e"]).contains("src=192.0.2.90")
     });
     a.link_set("ia", false);
     wait_until(Duration::from_secs(5), "ja becomes the active link", || {
-        da.expect_ctl(&["-s", "link"]).contains("device=ja status=RUNNING role=ACTIVE")
+        da.expect_ctl(&["-s", "link"])
+            .contains("device=ja status=RUNNING role=ACTIVE")
     });
-    ct_insert(&a, &["-p", "udp", "-s", "192.0.2.91", "-d", "198.51.100.91", "--sport", "9", "--dport", "91", "-t", "100"]);
+    assert!(
+        da.log()
+            .contains("[notice] device `ja' becomes dedicated link"),
+        "{}",
+        da.log()
+    );
+    ct_insert(
+        &a,
+        &[
+            "-p",
+            "udp",
+            "-s",
+            "192.0.2.91",
+            "-d",
+            "198.51.100.91",
+            "--sport",
+            "9",
+            "--dport",
+            "91",
+            "-t",
+            "100",
+        ],
+    );
     wait_until(Duration::from_secs(5), "second entry over ja", || {
         db.expect_ctl(&["-e"]).contains("src=192.0.2.91")
     });
     wait_until(Duration::from_secs(5), "C follows to jb", || {
-        db.expect_ctl(&["-s", "link"]).contains("device=jb status=RUNNING role=ACTIVE")
+        db.expect_ctl(&["-s", "link"])
+            .contains("device=jb status=RUNNING role=ACTIVE")
     });
 }

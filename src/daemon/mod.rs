@@ -95,6 +95,13 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
         }
     }
     let log = Arc::new(log);
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        // Only the first daemon in a process installs it (tests may run several).
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(log::LogLayer(Arc::clone(&log))),
+        );
+    }
     // `lock` lives until this function returns: removed after a clean shutdown or a
     // failed initialisation alike.
     let _lock = lock;
