@@ -1102,3 +1102,46 @@ fn ftfw_udp_redundant_link_failover() {
             .contains("device=jb status=RUNNING role=ACTIVE")
     });
 }
+
+/// `-t` (backup side of primary-backup.sh): `PurgeTimeout` seconds later the kernel table
+/// and the internal cache are flushed, FLUSH origin, so the peer keeps its copy; `-c`
+/// cancels a pending purge.
+#[test]
+fn purge_timeout_flushes_later_and_commit_cancels() {
+    let (a, b, _veth) = pair("pt", 34);
+    let mode = "Mode FTFW { PurgeTimeout 2 }";
+    let da = ours(&a, &conf_mode(mode, 'a', 34, 3836));
+    let db = CDaemon::start(&b, &conf_mode(mode, 'b', 34, 3836));
+    insert_entries(&a);
+    wait_until(Duration::from_secs(5), "entries at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES
+    });
+    // Cancelled by a commit: nothing flushed.
+    da.expect_ctl(&["-t"]);
+    da.expect_ctl(&["-c"]);
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(test_table(&a).len(), N_ENTRIES);
+    // Not cancelled: flushed after 2 s, not before.
+    let t0 = Instant::now();
+    da.expect_ctl(&["-t"]);
+    assert!(
+        da.log().contains("flushing conntrack table in 2 secs"),
+        "{}",
+        da.log()
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(test_table(&a).len(), N_ENTRIES);
+    wait_until(Duration::from_secs(5), "purge", || {
+        test_table(&a).is_empty()
+    });
+    assert!(t0.elapsed() >= Duration::from_secs(2));
+    wait_until(Duration::from_secs(2), "internal cache emptied", || {
+        count_test_lines(&da.expect_ctl(&["-i"])) == 0
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        count_test_lines(&db.expect_ctl(&["-e"])),
+        N_ENTRIES,
+        "FLUSH origin replicated"
+    );
+}

@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,18 @@ pub struct CtlOps {
     pub epoch: Instant,
     /// `ExpectationSync` is on.
     pub expectations: bool,
+    /// `PurgeTimeout` (`-t`).
+    pub purge_timeout: Duration,
+    /// `General { Filter }`: what `-F` and the purge may delete from the kernel.
+    pub filter: Option<crate::filter::UserFilter>,
+}
+
+/// The pending PurgeTimeout flush (sync-modes.md §7): at most one; any newer generation
+/// (a cancel or a reschedule) makes an older timer thread give up.
+#[derive(Debug, Default)]
+struct Purge {
+    generation: AtomicU64,
+    scheduled: AtomicBool,
 }
 
 /// What the statistics replies read.
@@ -77,16 +89,65 @@ pub struct CtlView {
 /// The handler.
 #[derive(Debug)]
 pub struct Handler {
-    ops: Mutex<CtlOps>,
+    ops: Arc<Mutex<CtlOps>>,
     view: CtlView,
+    purge: Arc<Purge>,
 }
 
 impl Handler {
     /// A handler over the running daemon's threads.
     pub fn new(ops: CtlOps, view: CtlView) -> Self {
         Self {
-            ops: Mutex::new(ops),
+            ops: Arc::new(Mutex::new(ops)),
             view,
+            purge: Arc::default(),
+        }
+    }
+
+    /// `-c`, `-f` and `-f internal` cancel a pending purge (§7).
+    fn cancel_purge(&self) {
+        if self.purge.scheduled.swap(false, Ordering::AcqRel) {
+            self.purge.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `-t`: schedules, unless one is pending, the PurgeTimeout flush: the kernel table
+    /// (what the filter does not exclude; FLUSH origin, not replicated) and the internal
+    /// cache.
+    fn schedule_purge(&self) {
+        if self.purge.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let generation = self.purge.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let delay = self.ops.lock().purge_timeout;
+        self.view.log.notice(&format!(
+            "flushing conntrack table in {} secs",
+            delay.as_secs()
+        ));
+        let (ops, purge, log) = (
+            Arc::clone(&self.ops),
+            Arc::clone(&self.purge),
+            Arc::clone(&self.view.log),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("ctd-purge".into())
+            .spawn(move || {
+                let deadline = Instant::now() + delay;
+                let live = || purge.generation.load(Ordering::Acquire) == generation;
+                while Instant::now() < deadline && live() {
+                    std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+                }
+                let mut ops = ops.lock();
+                // Checked again under the lock: a cancel may have raced with the deadline.
+                if !live() || !purge.scheduled.swap(false, Ordering::AcqRel) {
+                    return;
+                }
+                ops.flush_kernel(true, false, &log);
+                ops.flush_caches(true, false);
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the purge timer");
+            self.purge.scheduled.store(false, Ordering::Release);
         }
     }
 }
@@ -291,7 +352,22 @@ impl CtlOps {
     fn flush_kernel(&mut self, ct: bool, exp: bool, log: &Log) {
         if ct {
             log.notice("flushing kernel conntrack table");
-            if let Err(e) = self.flush.flush_conntracks(0) {
+            let res = match &self.filter {
+                // Only what the user-space filter does not exclude (§1.4 `-F`).
+                Some(f) => {
+                    let mut doomed = Vec::new();
+                    let r = self
+                        .flush
+                        .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                            if f.accepts(ct) {
+                                doomed.push(*ct);
+                            }
+                        });
+                    r.and_then(|_| self.flush.delete(&doomed).map(drop))
+                }
+                None => self.flush.flush_conntracks(0),
+            };
+            if let Err(e) = res {
                 log.error(&format!("flushing kernel conntrack table: {e}"));
             }
         }
@@ -327,6 +403,19 @@ impl CtlHandler for Handler {
         };
         if let Some(t) = text {
             return out.write_all(t.as_bytes());
+        }
+        match code {
+            C::RESET_TIMERS => {
+                self.schedule_purge();
+                return Ok(());
+            }
+            C::CT_COMMIT
+            | C::EXP_COMMIT
+            | C::ALL_COMMIT
+            | C::CT_FLUSH_CACHE
+            | C::ALL_FLUSH_CACHE
+            | C::CT_FLUSH_INT_CACHE => self.cancel_purge(),
+            _ => {}
         }
         let mut ops = self.ops.lock();
         let text = match code {
@@ -412,7 +501,6 @@ impl CtlHandler for Handler {
                 let _ = ops.link.push(LinkCmd::RequestResync);
                 String::new()
             }
-            // RESET_TIMERS (-t): accepted; the PurgeTimeout flush is not implemented yet.
             _ => String::new(),
         };
         out.write_all(text.as_bytes())

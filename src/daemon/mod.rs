@@ -335,6 +335,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     },
                     epoch,
                     expectations: exp_filter.enabled(),
+                    purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
+                    filter: filter.clone(),
                 },
                 ctl::CtlView {
                     shards: shard_stats,
