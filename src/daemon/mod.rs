@@ -336,7 +336,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     epoch,
                     expectations: exp_filter.enabled(),
                     purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
-                    filter: filter.clone(),
+                    filter,
                 },
                 ctl::CtlView {
                     shards: shard_stats,
