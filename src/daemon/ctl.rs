@@ -53,6 +53,8 @@ pub struct CtlOps {
     pub purge_timeout: Duration,
     /// `General { Filter }`: what `-F` and the purge may delete from the kernel.
     pub filter: Option<crate::filter::UserFilter>,
+    /// `NetlinkOverrunResync`: delay of the resync after an event overrun (`None`: off).
+    pub overrun_resync: Option<Duration>,
 }
 
 /// The pending PurgeTimeout flush (sync-modes.md §7): at most one; any newer generation
@@ -101,6 +103,41 @@ impl Handler {
             ops: Arc::new(Mutex::new(ops)),
             view,
             purge: Arc::default(),
+        }
+    }
+
+    /// Starts the thread that answers event overruns with a resync `NetlinkOverrunResync`
+    /// seconds later (sync-modes.md §8.3): every kernel entry is merged into the internal
+    /// cache and queued (NEW if unknown, UPD if known), and cached entries the kernel no
+    /// longer has are marked DEAD and their DEL queued.
+    pub fn start_maintenance(this: &Arc<Self>, shutdown: Arc<AtomicBool>) {
+        let Some(delay) = this.ops.lock().overrun_resync else {
+            return;
+        };
+        let me = Arc::clone(this);
+        let spawned = std::thread::Builder::new()
+            .name("ctd-maint".into())
+            .spawn(move || {
+                let mut due: Option<Instant> = None;
+                while !shutdown.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if me
+                        .view
+                        .reader_stats
+                        .overrun_pending
+                        .swap(false, Ordering::AcqRel)
+                        && due.is_none()
+                    {
+                        due = Some(Instant::now() + delay);
+                    }
+                    if due.is_some_and(|d| Instant::now() >= d) {
+                        due = None;
+                        me.ops.lock().overrun_resync(&me.view.log);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the maintenance thread");
         }
     }
 
@@ -323,6 +360,29 @@ impl CtlOps {
                     log,
                 );
             }
+        }
+    }
+
+    /// The overrun resync (§8.3): a full dump, replicated, then a purge of what is gone.
+    fn overrun_resync(&mut self, log: &Log) {
+        let n = self.workers.len();
+        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
+        let res = self
+            .flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                let s = shard_of(&CtKey::from_conntrack(ct), n);
+                per[s].push(KernelEvent {
+                    change: CtChange::Update,
+                    origin: Origin::NotMe,
+                    ct: *ct,
+                });
+            });
+        if let Err(e) = res {
+            log.error(&format!("resync after netlink overrun: {e}"));
+            return;
+        }
+        for (w, evs) in self.workers.iter_mut().zip(per) {
+            let _ = w.push(Cmd::Resync(evs));
         }
     }
 

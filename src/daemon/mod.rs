@@ -155,15 +155,20 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             conntrack: true,
             expectations: !matches!(sync.expectation_sync, crate::config::ExpectationSync::Off),
         },
-        EventOptions {
-            buffer_size: Some(
-                g.netlink_buffer_size
-                    .map_or(0, |b| b as usize)
-                    .max(MIN_NETLINK_BUFFER),
-            ),
-            buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
-                .max(MIN_NETLINK_BUFFER * 4),
-            reliable: g.netlink_events_reliable,
+        // An explicit NetlinkBufferSize is honoured as in C; otherwise we run with a large
+        // buffer (the C default is the system's, a few hundred KiB).
+        match g.netlink_buffer_size {
+            Some(b) => EventOptions {
+                buffer_size: Some(b as usize),
+                buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
+                reliable: g.netlink_events_reliable,
+            },
+            None => EventOptions {
+                buffer_size: Some(MIN_NETLINK_BUFFER),
+                buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
+                    .max(MIN_NETLINK_BUFFER * 4),
+                reliable: g.netlink_events_reliable,
+            },
         },
     )
     .map_err(|e| err(format!("can't open netlink event socket: {e}")))?;
@@ -336,6 +341,9 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     epoch,
                     expectations: exp_filter.enabled(),
                     purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
+                    overrun_resync: g
+                        .netlink_overrun_resync
+                        .map(|s| Duration::from_secs(u64::from(s))),
                     filter,
                 },
                 ctl::CtlView {
@@ -350,9 +358,11 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     started,
                 },
             );
+            let handler = Arc::new(handler);
+            ctl::Handler::start_maintenance(&handler, Arc::clone(&shutdown));
             Some(
                 server
-                    .serve(Arc::new(handler))
+                    .serve(handler)
                     .map_err(|e| err(format!("control socket: {e}")))?,
             )
         }

@@ -118,4 +118,6 @@ pub struct ReaderStats {
     pub ring_full: Counter,
     /// Current socket buffer size.
     pub buffer_size: Counter,
+    /// Overruns not yet answered by a resync (the maintenance thread takes them).
+    pub overrun_pending: std::sync::atomic::AtomicBool,
 }

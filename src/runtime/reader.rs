@@ -156,6 +156,8 @@ pub fn run(
         };
         if batch.overrun {
             stats.overruns.inc();
+            // NetlinkOverrunResync: the control side schedules the resync (§8.3).
+            stats.overrun_pending.store(true, Ordering::Release);
         }
         let mut n = 0u64;
         for ev in batch.iter() {

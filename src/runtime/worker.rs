@@ -182,6 +182,9 @@ pub enum Cmd {
     Bulk,
     /// Apply dumped kernel entries to the internal cache without replicating them (`-R`).
     Load(Vec<KernelEvent>),
+    /// Overrun resync: apply and replicate these dumped entries (this shard's share of the
+    /// whole table), then mark every other cached entry DEAD and replicate its DEL.
+    Resync(Vec<KernelEvent>),
 }
 
 /// Static parameters of a worker.
@@ -657,6 +660,24 @@ impl Worker {
             Cmd::Load(evs) => {
                 for ev in &evs {
                     self.on_kernel(now, ev);
+                }
+            }
+            Cmd::Resync(evs) => {
+                let mut seen = hashbrown::HashSet::with_capacity(evs.len());
+                for ev in &evs {
+                    seen.insert(CtKey::from_conntrack(&ev.ct));
+                    self.on_kernel(now, ev);
+                }
+                let gone: Vec<CtKey> = self
+                    .internal
+                    .iter()
+                    .filter(|(k, o)| o.meta.status != ObjStatus::Dead && !seen.contains(*k))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in gone {
+                    if let Outcome::Applied { .. } = self.internal.mark_dead(secs, &key) {
+                        self.emit(key);
+                    }
                 }
             }
         }
