@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use super::Stats;
 use super::ftfw::{Source, Transmit, Verdict};
 use super::seq::Seq;
-use crate::wire::{self, Datagram, Flags, Message, Messages, MsgType, Outgoing, SeqCounter};
+use super::{Stats, is_del, track_seq, without_flags};
+use crate::wire::{self, Datagram, Flags, Message, Messages, SeqCounter};
 
 /// ALARM parameters (sync-modes.md §3, defaults §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,65 +460,11 @@ where
     }
 }
 
-/// The C `nethdr_track_seq` statistics, per sender: a gap adds `seq - last + 1` to
-/// "lost" (two more than really missing, wire-protocol.md §5), an old number counts as
-/// "before". The last number always moves to `seq`.
-pub(crate) fn track_seq<P: Clone + Eq>(
-    peers: &mut Vec<(P, Seq)>,
-    stats: &mut Stats,
-    peer: &P,
-    seq: Seq,
-) {
-    let Some(i) = peers.iter().position(|(p, _)| p == peer) else {
-        peers.push((peer.clone(), seq));
-        return;
-    };
-    let last = peers[i].1;
-    let expected = last.next();
-    if seq.after(expected) {
-        stats.rx_lost += u64::from(seq.distance(last) as u32).wrapping_add(1);
-    } else if seq.before(expected) {
-        stats.rx_before += 1;
-    }
-    peers[i].1 = seq;
-}
-
-/// `msg` with no flags (ALARM and NOTRACK never set any on data).
-pub(crate) fn without_flags(msg: Outgoing<'_>) -> Outgoing<'_> {
-    match msg {
-        Outgoing::Ct { msg_type, repr, .. } => Outgoing::Ct {
-            msg_type,
-            flags: Flags::NONE,
-            repr,
-        },
-        Outgoing::Exp { msg_type, repr, .. } => Outgoing::Exp {
-            msg_type,
-            flags: Flags::NONE,
-            repr,
-        },
-        other => other,
-    }
-}
-
-/// True for CT_DEL / EXP_DEL: a DEAD object's last message.
-pub(crate) fn is_del(msg: &Outgoing<'_>) -> bool {
-    matches!(
-        msg,
-        Outgoing::Ct {
-            msg_type: MsgType::CT_DEL,
-            ..
-        } | Outgoing::Exp {
-            msg_type: MsgType::EXP_DEL,
-            ..
-        }
-    )
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
     use crate::sync::tests::{Items, ct, hex};
-    use crate::wire::CtRepr;
+    use crate::wire::{CtRepr, MsgType, Outgoing};
 
     type Ep = Alarm<u32, u32, u8>;
 

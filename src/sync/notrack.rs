@@ -21,11 +21,10 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use super::Stats;
-use super::alarm::{is_del, track_seq, without_flags};
 use super::ftfw::{Source, Transmit, Verdict};
 use super::seq::Seq;
 use super::timer::{Timer, TimerTable};
+use super::{Stats, is_del, track_seq, without_flags};
 use crate::wire::{
     self, CtRepr, Datagram, ExpRepr, Flags, Kind, Message, Messages, MsgType, Outgoing, SeqCounter,
 };
