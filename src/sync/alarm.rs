@@ -193,7 +193,17 @@ impl<T: Clone + Eq + Hash> Wheel<T> {
         let n = self.slots.len() as u64;
         (self.cursor..self.cursor + n)
             .find(|t| !self.slots[(t % n) as usize].is_empty())
-            .map(|t| self.epoch + self.tick * t as u32)
+            .map(|t| self.instant_of(t))
+    }
+
+    /// When `key` is due, if it has a deadline (rounded up to its tick).
+    pub fn deadline(&self, key: &T) -> Option<Instant> {
+        self.due.get(key).map(|&t| self.instant_of(t))
+    }
+
+    fn instant_of(&self, tick: u64) -> Instant {
+        let ns = u64::try_from(self.tick.as_nanos()).unwrap_or(u64::MAX);
+        self.epoch + Duration::from_nanos(ns.saturating_mul(tick))
     }
 }
 
@@ -319,6 +329,11 @@ where
     /// from `now` unless refreshed again.
     pub fn refresh_foreign(&mut self, now: Instant, key: X) {
         self.expiry.schedule(key, now + self.config.cache_timeout);
+    }
+
+    /// When foreign item `key` expires (the ` [expires in Ns]` of `conntrackd -e`, §3).
+    pub fn foreign_expires(&self, key: &X) -> Option<Instant> {
+        self.expiry.deadline(key)
     }
 
     /// The caller applied a DEL (or flushed) foreign item `key`: no expiry.
@@ -622,6 +637,37 @@ mod test {
     }
 
     #[test]
+    fn test_update_rearms_refresh() {
+        // §3: the refresh timer is re-armed on every update, so a busy item is not sent
+        // twice in a row by event and refresh.
+        let t0 = Instant::now();
+        let mut ep = Ep::new(cfg(5, 15), t0);
+        let mut src = Items::default();
+        src.0.insert(1, (MsgType::CT_UPD, ct(1, 1)));
+        let mut seq = SeqCounter::new(0);
+        ep.queue_item(t0, 1);
+        assert_eq!(drain(&mut ep, t0, &mut seq, &src).len(), 1);
+        for i in 1..=20u32 {
+            // An update every second: the refresh never comes due.
+            let now = t0 + Duration::from_secs(u64::from(i));
+            ep.handle_timeout(now);
+            assert!(drain(&mut ep, now, &mut seq, &src).is_empty(), "{i}");
+            ep.queue_item(now, 1);
+            assert_eq!(drain(&mut ep, now, &mut seq, &src).len(), 1);
+        }
+        let last = t0 + Duration::from_secs(20);
+        // (poll_timeout may be earlier: stale wheel entries only cause spurious wakeups.)
+        let next = ep.refresh.deadline(&1).unwrap();
+        assert!(
+            next >= last + Duration::from_millis(1200) && next <= last + Duration::from_secs(6)
+        );
+        // track_item (start-up dump) schedules without sending now.
+        ep.track_item(last, 2);
+        assert_eq!(ep.tx_len(), 0);
+        assert_eq!(ep.owned_len(), 2);
+    }
+
+    #[test]
     fn test_refresh_delay_bounds() {
         // §3: random() % RefreshTime + 1 s, plus 0.199999 … 0.999999 s.
         let mut ep = Ep::new(cfg(5, 15), Instant::now());
@@ -644,6 +690,8 @@ mod test {
         ep.refresh_foreign(t0 + Duration::from_secs(10), 1);
         ep.refresh_foreign(t0, 3);
         ep.forget_foreign(&3);
+        assert_eq!(ep.foreign_expires(&3), None);
+        assert_eq!(ep.foreign_expires(&2), Some(t0 + Duration::from_secs(15)));
         let mut expired = Vec::new();
         while let Some(now) = ep.poll_timeout() {
             ep.handle_timeout(now);
