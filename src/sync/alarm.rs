@@ -707,7 +707,7 @@ mod test {
     }
 
     #[test]
-    fn test_wheel_stale_and_clamp() {
+    fn test_wheel_stale_and_rounds() {
         let t0 = Instant::now();
         let tick = Duration::from_millis(200);
         let mut w = Wheel::new(t0, tick, Duration::from_secs(1));
@@ -731,6 +731,50 @@ mod test {
             w.next_deadline(),
             Some(t0 + Duration::from_secs(3600) + tick)
         );
+    }
+
+    /// Over a 20% lossy link nothing is retransmitted, yet the periodic refresh repairs
+    /// every loss within a few periods (sync-modes.md §3: that is ALARM's whole reliability).
+    #[test]
+    fn test_lossy_link_refresh_repairs() {
+        const N: u32 = 1_000;
+        let t0 = Instant::now();
+        let mut rng = crate::sync::sim::Rng::new(11);
+        let mut tx = Ep::new(cfg(5, 15), t0);
+        let mut rx = Ep::new(cfg(5, 15), t0);
+        let mut src = Items::default();
+        for k in 0..N {
+            src.0.insert(k, (MsgType::CT_NEW, ct(k, 1)));
+            tx.queue_item(t0, k);
+        }
+        let mut seq = SeqCounter::new(1);
+        let mut got = HashSet::new();
+        let mut after_first = 0;
+        let mut buf = [0u8; 1500];
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(20) {
+            while let Some(t) = tx.poll_transmit(now, &mut seq, &src, &mut buf) {
+                if rng.chance(0.2) {
+                    continue;
+                }
+                rx.handle_datagram(now, &1, &buf[..t.size], |m| {
+                    got.insert(m.ct().unwrap().addrs);
+                })
+                .unwrap();
+            }
+            if now == t0 {
+                after_first = got.len();
+            }
+            now = tx.poll_timeout().unwrap();
+            tx.handle_timeout(now);
+        }
+        println!(
+            "ALARM 20% loss: {after_first}/{N} after the first send, {} after 20 s",
+            got.len()
+        );
+        assert!(after_first < N as usize);
+        assert_eq!(got.len(), N as usize);
+        assert!(rx.stats().rx_lost > 0);
     }
 
     /// 10k owned entries at RefreshTime 5 s for 60 s of virtual time, and a peer that

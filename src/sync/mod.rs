@@ -11,7 +11,8 @@
 //!   `poll_event()` until `None`, then sleep until `poll_timeout()`.
 //!
 //! [`ftfw`] is the reliable mode (the default), [`alarm`] the periodic-refresh mode and
-//! [`notrack`] the best-effort mode; all three take the same verbs.
+//! [`notrack`] the best-effort mode; all three take the same verbs, and [`Mode`] holds
+//! whichever one the configuration chose.
 //! [`seq`] holds the serial arithmetic, [`timer`] the timer table and `resend` the FTFW
 //! resend queue.
 
