@@ -323,7 +323,7 @@ where
                 Ok(_) => {}
                 Err(wire::Error::Full) => break,
                 // It does not fit behind the direct messages: send those alone first.
-                Err(wire::Error::TooBig) if used > 0 && dgram.is_empty() => break,
+                Err(wire::Error::TooBig) if used > 0 => break,
                 Err(_) => {
                     self.stats.unsendable += 1;
                     if let TxItem::Data(key) = item {
