@@ -125,10 +125,20 @@ fn test_burst_churn_drain_flush() {
     // and deleting what is gone is ENOENT.
     let j = ctgen(&ns, &["burst", "100", "--proto", "tcp"]);
     assert_eq!((int(&j, "errors"), int(&j, "count_after")), (0, 100), "{j}");
-    let j = ctgen(&ns, &["--drain", "burst", "100", "--proto", "tcp", "--op", "update"]);
+    let j = ctgen(
+        &ns,
+        &[
+            "--drain", "burst", "100", "--proto", "tcp", "--op", "update",
+        ],
+    );
     assert_eq!(int(&j, "errors"), 0, "{j}");
     assert_eq!(int(&j, "update"), 100, "{j}");
-    let j = ctgen(&ns, &["--drain", "burst", "100", "--proto", "tcp", "--op", "delete"]);
+    let j = ctgen(
+        &ns,
+        &[
+            "--drain", "burst", "100", "--proto", "tcp", "--op", "delete",
+        ],
+    );
     assert_eq!((int(&j, "errors"), int(&j, "destroy")), (0, 100), "{j}");
     assert_eq!(int(&j, "count_after"), 0, "{j}");
     let j = ctgen(&ns, &["burst", "100", "--proto", "tcp", "--op", "delete"]);

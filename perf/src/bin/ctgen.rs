@@ -11,6 +11,7 @@
 //! ```text
 //! ctgen [--netns NAME] [--json] [--drain] [--batch-bytes B] [--timeout SECS] COMMAND
 //!   burst N [--proto udp|tcp|icmp|ipv6|mix] [--op create|update|delete] [--first I]
+//!           [--repeat K]
 //!   churn --rate R|max --duration S [--live L] [--proto P] [--slice-us US] [--first I]
 //!   flush
 //!   count
@@ -34,7 +35,7 @@ use conntrackd_perf::writer::{DEFAULT_BATCH_BYTES, ErrorCounts, Writer};
 
 const USAGE: &str =
     "usage: ctgen [--netns NAME] [--json] [--drain] [--batch-bytes B] [--timeout SECS] COMMAND
-  burst N [--proto udp|tcp|icmp|ipv6|mix] [--op create|update|delete] [--first I]
+  burst N [--proto udp|tcp|icmp|ipv6|mix] [--op create|update|delete] [--first I] [--repeat K]
   churn --rate R|max --duration S [--live L] [--proto P] [--slice-us US] [--first I]
   flush
   count";
@@ -48,6 +49,7 @@ enum Cmd {
     Burst {
         n: u64,
         op: Op,
+        repeat: u32,
     },
     Churn {
         rate: Option<f64>,
@@ -78,7 +80,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
     let (mut proto, mut first, mut op) = (Proto::Mix, 0u64, Op::Create);
     let (mut rate, mut duration, mut live, mut slice_us) = (None, None, 1000u64, 1000u64);
     let mut pos: Vec<&str> = Vec::new();
-    let mut rate_max = false;
+    let (mut rate_max, mut repeat) = (false, 1u32);
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
             it.next()
@@ -106,6 +108,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             },
             "--duration" => duration = Some(val("--duration")?.parse::<f64>()?),
             "--live" => live = val("--live")?.parse()?,
+            "--repeat" => repeat = val("--repeat")?.parse()?,
             "--slice-us" => slice_us = val("--slice-us")?.parse()?,
             "-h" | "--help" => bail!("{USAGE}"),
             s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
@@ -116,6 +119,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         ["burst", n] => Cmd::Burst {
             n: n.parse().context("burst N")?,
             op,
+            repeat,
         },
         ["churn"] => {
             if rate.is_none() && !rate_max {
@@ -255,7 +259,7 @@ impl Common<'_> {
     }
 }
 
-fn burst(c: &Common<'_>, n: u64, op: Op) -> Result<()> {
+fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
     let a = c.args;
     let _guard = if op == Op::Create {
         ConntrackMaxGuard::ensure(c.count_before + n + MAX_MARGIN)?
@@ -263,21 +267,48 @@ fn burst(c: &Common<'_>, n: u64, op: Op) -> Result<()> {
         None
     };
     let mut w = in_ns(c.ns, || Writer::open(a.batch_bytes))?;
-    let drain = a.drain.then(|| DrainThread::start(c.ns)).transpose()?;
-    let t0 = Instant::now();
-    for i in a.first..a.first + n {
-        w.push(a.proto, i, op, a.timeout)?;
+    // Only for --repeat: the table goes back to empty between runs of creates.
+    let mut flusher = None;
+    let mut rates = Vec::with_capacity(repeat as usize);
+    let mut d = None;
+    for r in 0..repeat.max(1) {
+        if r > 0 && op == Op::Create {
+            if flusher.is_none() {
+                flusher = Some(in_ns(c.ns, || CtHandle::open().context("open ctnetlink"))?);
+            }
+            if let Some(h) = flusher.as_mut() {
+                h.flush_conntracks(0).context("flush between repeats")?;
+            }
+        }
+        let drain = a.drain.then(|| DrainThread::start(c.ns)).transpose()?;
+        let t0 = Instant::now();
+        for i in a.first..a.first + n {
+            w.push(a.proto, i, op, a.timeout)?;
+        }
+        w.flush()?;
+        rates.push(n as f64 / t0.elapsed().as_secs_f64());
+        d = drain.map(DrainThread::finish).transpose()?;
     }
-    w.flush()?;
-    let secs = t0.elapsed().as_secs_f64();
-    let d = drain.map(DrainThread::finish).transpose()?;
-    let rate = n as f64 / secs;
+    let rates_json = format!(
+        "[{}]",
+        rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let best = rates.iter().copied().fold(0.0, f64::max);
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
     let o = c
         .head("burst")
         .str("op", op.name())
         .int("n", n)
-        .float("seconds", secs, 6)
+        .int("repeat", rates.len() as u64)
+        .float("seconds", n as f64 / rate, 6)
         .float("rate", rate, 0)
+        .float("rate_best", best, 0)
+        .raw("rates", &rates_json)
         .int("errors", w.errors.total())
         .raw("error_kinds", &errors_json(&w.errors))
         .int("datagrams", w.datagrams);
@@ -285,8 +316,13 @@ fn burst(c: &Common<'_>, n: u64, op: Op) -> Result<()> {
     if a.json {
         println!("{}", o.finish());
     } else {
+        let reps = if rates.len() > 1 {
+            format!(" (median of {}, best {})", rates.len(), kilo(best))
+        } else {
+            String::new()
+        };
         println!(
-            "burst {} {} x{n} in {secs:.3} s = {}, {}, {} datagrams, count {} -> {after}{}",
+            "burst {} {} x{n}: {}{reps}, {}, {} datagrams, count {} -> {after}{}",
             op.name(),
             a.proto.name(),
             kilo(rate),
@@ -433,7 +469,7 @@ fn run(args: &Args) -> Result<()> {
         count_before: conntrack_count(ns)?,
     };
     match args.cmd {
-        Cmd::Burst { n, op } => burst(&c, n, op),
+        Cmd::Burst { n, op, repeat } => burst(&c, n, op, repeat),
         Cmd::Churn {
             rate,
             duration,
