@@ -22,3 +22,20 @@ use std::path::PathBuf;
 pub fn netns_path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)
 }
+
+/// CPU time and run-queue wait of the calling thread so far, from
+/// `/proc/thread-self/schedstat` (nanoseconds on CPU, nanoseconds runnable but waiting).
+///
+/// On a shared machine the wall-clock rate says as much about the neighbours as about the
+/// kernel; entries per second of the writer's own CPU time (the kernel inserts inside its
+/// `sendmsg`) is the contention-free estimate, and the wait says how contended the run was.
+pub fn thread_sched() -> Option<(std::time::Duration, std::time::Duration)> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut f = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let cpu = f.next()??;
+    let wait = f.next()??;
+    Some((
+        std::time::Duration::from_nanos(cpu),
+        std::time::Duration::from_nanos(wait),
+    ))
+}

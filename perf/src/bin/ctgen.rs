@@ -29,9 +29,9 @@ use conntrackd::netlink::socket::CtHandle;
 use conntrackd_perf::drain::{DEFAULT_RCVBUF, Drain, DrainStats};
 use conntrackd_perf::flows::{Op, Proto};
 use conntrackd_perf::json::Obj;
-use conntrackd_perf::netns_path;
 use conntrackd_perf::sysctl::{ConntrackMaxGuard, conntrack_count, conntrack_max};
 use conntrackd_perf::writer::{DEFAULT_BATCH_BYTES, ErrorCounts, Writer};
+use conntrackd_perf::{netns_path, thread_sched};
 
 const USAGE: &str =
     "usage: ctgen [--netns NAME] [--json] [--drain] [--batch-bytes B] [--timeout SECS] COMMAND
@@ -223,6 +223,12 @@ fn errors_human(e: &ErrorCounts) -> String {
     s
 }
 
+/// The median (upper one for even lengths); NaN when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn kilo(rate: f64) -> String {
     format!("{:.1}k/s", rate / 1000.0)
 }
@@ -270,6 +276,9 @@ fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
     // Only for --repeat: the table goes back to empty between runs of creates.
     let mut flusher = None;
     let mut rates = Vec::with_capacity(repeat as usize);
+    // Per run: entries per second of our own CPU time, and the share of the run spent
+    // runnable but not running (other processes had the CPU).
+    let (mut cpu_rates, mut waits) = (Vec::new(), Vec::new());
     let mut d = None;
     for r in 0..repeat.max(1) {
         if r > 0 && op == Op::Create {
@@ -281,12 +290,17 @@ fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
             }
         }
         let drain = a.drain.then(|| DrainThread::start(c.ns)).transpose()?;
+        let s0 = thread_sched();
         let t0 = Instant::now();
         for i in a.first..a.first + n {
             w.push(a.proto, i, op, a.timeout)?;
         }
         w.flush()?;
         rates.push(n as f64 / t0.elapsed().as_secs_f64());
+        if let (Some((c0, w0)), Some((c1, w1))) = (s0, thread_sched()) {
+            cpu_rates.push(n as f64 / (c1 - c0).as_secs_f64());
+            waits.push((w1 - w0).as_secs_f64() * rates[rates.len() - 1] / n as f64);
+        }
         d = drain.map(DrainThread::finish).transpose()?;
     }
     let rates_json = format!(
@@ -298,8 +312,9 @@ fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
             .join(", ")
     );
     let best = rates.iter().copied().fold(0.0, f64::max);
-    rates.sort_by(f64::total_cmp);
-    let rate = rates[rates.len() / 2];
+    let rate = median(&mut rates);
+    let rate_cpu = median(&mut cpu_rates);
+    let runq_wait = median(&mut waits);
     let o = c
         .head("burst")
         .str("op", op.name())
@@ -309,6 +324,8 @@ fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
         .float("rate", rate, 0)
         .float("rate_best", best, 0)
         .raw("rates", &rates_json)
+        .float("rate_cpu", rate_cpu, 0)
+        .float("runq_wait_share", runq_wait, 3)
         .int("errors", w.errors.total())
         .raw("error_kinds", &errors_json(&w.errors))
         .int("datagrams", w.datagrams);
@@ -322,10 +339,13 @@ fn burst(c: &Common<'_>, n: u64, op: Op, repeat: u32) -> Result<()> {
             String::new()
         };
         println!(
-            "burst {} {} x{n}: {}{reps}, {}, {} datagrams, count {} -> {after}{}",
+            "burst {} {} x{n}: {}{reps}, {} per CPU-second, {:.0}% waiting for a CPU, {}, \
+             {} datagrams, count {} -> {after}{}",
             op.name(),
             a.proto.name(),
             kilo(rate),
+            kilo(rate_cpu),
+            runq_wait * 100.0,
             errors_human(&w.errors),
             w.datagrams,
             c.count_before,
@@ -359,6 +379,7 @@ fn churn(
     let mut lag_max = 0.0f64;
     // Unpaced: check the clock every this many events.
     const MAX_CHUNK: u64 = 256;
+    let s0 = thread_sched();
     let start = Instant::now();
     let end = start + duration;
     loop {
@@ -400,6 +421,10 @@ fn churn(
     }
     w.flush()?;
     let secs = start.elapsed().as_secs_f64();
+    let (cpu, wait) = match (s0, thread_sched()) {
+        (Some((c0, w0)), Some((c1, w1))) => ((c1 - c0).as_secs_f64(), (w1 - w0).as_secs_f64()),
+        _ => (f64::NAN, f64::NAN),
+    };
     let d = drain.map(DrainThread::finish).transpose()?;
     let achieved = done as f64 / secs;
     let o = c
@@ -415,6 +440,8 @@ fn churn(
         .float("seconds", secs, 6)
         .float("rate", achieved, 0)
         .float("lag_max_ms", lag_max.max(0.0) * 1000.0, 3)
+        .float("cpu_seconds", cpu, 6)
+        .float("runq_wait_share", wait / secs, 3)
         .int("errors", w.errors.total())
         .raw("error_kinds", &errors_json(&w.errors));
     let (o, after) = c.tail(o, d.as_ref())?;
