@@ -25,6 +25,9 @@ const ERR_RCVBUF: usize = 8 << 20;
 /// failing request's header).
 const ERR_SLOT: usize = 512;
 
+/// Sends refused with ENOBUFS/EAGAIN are retried this many times, 100 µs apart (~1 s).
+const SEND_RETRIES: u32 = 10_000;
+
 /// Failed requests, by errno.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorCounts {
@@ -119,17 +122,20 @@ impl Writer {
         if self.pending == 0 {
             return Ok(());
         }
+        let mut retries = 0u32;
         loop {
             match self.sock.send(&self.tx) {
                 Ok(_) => break,
                 // The kernel could not allocate the datagram or our error queue is full:
-                // drain and retry instead of losing the batch.
+                // drain and retry instead of losing the batch, for a while.
                 Err(e)
-                    if e.raw_os_error() == Some(libc::ENOBUFS)
-                        || e.kind() == io::ErrorKind::WouldBlock =>
+                    if (e.raw_os_error() == Some(libc::ENOBUFS)
+                        || e.kind() == io::ErrorKind::WouldBlock)
+                        && retries < SEND_RETRIES =>
                 {
+                    retries += 1;
                     self.drain_errors()?;
-                    std::thread::yield_now();
+                    std::thread::sleep(std::time::Duration::from_micros(100));
                 }
                 Err(e) => return Err(e).context("send ctnetlink batch"),
             }

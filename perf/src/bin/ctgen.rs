@@ -376,7 +376,8 @@ fn churn(
     let prefill_secs = t0.elapsed().as_secs_f64();
     let (mut oldest, mut next, mut live_now) = (a.first, a.first + live, live);
     let (mut done, mut creates, mut deletes) = (0u64, 0u64, 0u64);
-    let mut lag_max = 0.0f64;
+    // The worst lag behind the schedule, and when it happened (seconds into the run).
+    let (mut lag_max, mut lag_at) = (0.0f64, 0.0f64);
     // Unpaced: check the clock every this many events.
     const MAX_CHUNK: u64 = 256;
     let s0 = thread_sched();
@@ -411,7 +412,10 @@ fn churn(
             // How far behind the schedule we are once this slice is out.
             let after = Instant::now();
             let behind = (after - start).as_secs_f64() - done as f64 / r;
-            lag_max = lag_max.max(behind);
+            if behind > lag_max {
+                lag_max = behind;
+                lag_at = (after - start).as_secs_f64();
+            }
             let k = ((after - start).as_nanos() / slice.as_nanos()) as u32 + 1;
             let tick = start + slice * k;
             if tick > after {
@@ -440,6 +444,7 @@ fn churn(
         .float("seconds", secs, 6)
         .float("rate", achieved, 0)
         .float("lag_max_ms", lag_max.max(0.0) * 1000.0, 3)
+        .float("lag_max_at", lag_at, 3)
         .float("cpu_seconds", cpu, 6)
         .float("runq_wait_share", wait / secs, 3)
         .int("errors", w.errors.total())
@@ -450,7 +455,8 @@ fn churn(
     } else {
         println!(
             "churn {} target {} for {:.1} s, live {live}: {done} events ({creates} creates, \
-             {deletes} deletes) in {secs:.3} s = {}, max lag {:.1} ms, {}, count {after}{}",
+             {deletes} deletes) in {secs:.3} s = {}, max lag {:.1} ms at {lag_at:.2} s, {}, \
+             count {after}{}",
             a.proto.name(),
             rate.map_or_else(|| "max".into(), kilo),
             duration.as_secs_f64(),
