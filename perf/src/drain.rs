@@ -89,7 +89,8 @@ impl Drain {
         })
     }
 
-    /// Reads and discards until `stop` is set or `deadline` passes, whichever comes first.
+    /// Reads and discards until `deadline` passes, or until `stop` is set and the queue is
+    /// empty.
     pub fn run(&mut self, stop: &AtomicBool, deadline: Option<Instant>) -> Result<DrainStats> {
         let mut st = DrainStats {
             rcvbuf: self.rcvbuf,
@@ -99,11 +100,22 @@ impl Drain {
         let (mut first, mut last) = (None::<Instant>, None::<Instant>);
         loop {
             let now = Instant::now();
-            if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
+            if deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            let wait = deadline.map_or(TICK, |d| (d - now).min(TICK));
+            // Once asked to stop, finish what is queued: the kernel queues every event inside
+            // the writer's `sendmsg`, so an empty queue after the writer is done means all
+            // its events were counted.
+            let stopping = stop.load(Ordering::Relaxed);
+            let wait = if stopping {
+                Duration::ZERO
+            } else {
+                deadline.map_or(TICK, |d| (d - now).min(TICK))
+            };
             if !self.sock.poll_readable(Some(wait))? {
+                if stopping {
+                    break;
+                }
                 continue;
             }
             // Empty the queue before polling again: poll per datagram would cost more than

@@ -178,9 +178,8 @@ impl DrainThread {
         Ok(Self { stop, handle })
     }
 
-    /// Lets the drain read what is still queued, then stops it.
+    /// Stops the drain once it has read what is queued (all events of the run by now).
     fn finish(self) -> Result<DrainStats> {
-        std::thread::sleep(Duration::from_millis(300));
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.join() {
             Ok(r) => r,
@@ -455,13 +454,19 @@ fn churn(
     } else {
         println!(
             "churn {} target {} for {:.1} s, live {live}: {done} events ({creates} creates, \
-             {deletes} deletes) in {secs:.3} s = {}, max lag {:.1} ms at {lag_at:.2} s, {}, \
-             count {after}{}",
+             {deletes} deletes) in {secs:.3} s = {}, {}, {}, count {after}{}",
             a.proto.name(),
             rate.map_or_else(|| "max".into(), kilo),
             duration.as_secs_f64(),
             kilo(achieved),
-            lag_max.max(0.0) * 1000.0,
+            if rate.is_some() {
+                format!(
+                    "max lag {:.1} ms at {lag_at:.2} s",
+                    lag_max.max(0.0) * 1000.0
+                )
+            } else {
+                "unpaced".into()
+            },
             errors_human(&w.errors),
             d.map(|d| format!(", drain {} events ({} overruns)", d.events, d.overruns))
                 .unwrap_or_default()
