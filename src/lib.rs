@@ -12,10 +12,12 @@
 //! [`sys`] sits underneath everything: it is the only module allowed to use `unsafe`, and every
 //! block there carries a `// SAFETY:` line.
 
+pub mod cache;
 pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod filter;
 pub mod netlink;
 pub mod runtime;
 pub mod sync;
