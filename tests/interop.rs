@@ -866,27 +866,40 @@ fn alarm_udp_c_to_ours_and_refresh() {
     });
 }
 
-/// `General { Filter }` in user space: only what passes is cached and replicated.
+/// `General { Filter }`, in user space and as a kernel BPF program (`From Kernelspace`):
+/// only what passes is cached and replicated.
 #[test]
 fn ftfw_udp_filter_limits_replication() {
-    let (a, b, _veth) = pair("fl", 27);
-    let filter = "\tFilter {\n\t\tProtocol Accept { TCP }\n\
-                  \t\tAddress Ignore { IPv4_address 192.0.2.6 }\n\t}";
-    let conf_a = conf('a', 27, 3827).replace(&general(""), &general(filter));
-    let da = ours(&a, &conf_a);
-    let db = CDaemon::start(&b, &conf('b', 27, 3827));
-    insert_entries(&a);
-    wait_until(Duration::from_secs(5), "filtered entries at C", || {
-        count_test_lines(&db.expect_ctl(&["-e"])) == 2
-    });
-    std::thread::sleep(Duration::from_millis(1200));
-    let e = db.expect_ctl(&["-e"]);
-    assert_eq!(count_test_lines(&e), 2, "{e}");
-    assert!(
-        e.contains("src=192.0.2.1 ") && e.contains("src=192.0.2.2 "),
-        "{e}"
-    );
-    assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2);
+    for (tag, net, port, from) in [
+        ("fl", 27u8, 3827u16, ""),
+        ("fk", 38, 3840, " From Kernelspace"),
+    ] {
+        let (a, b, _veth) = pair(tag, net);
+        let filter = format!(
+            "\tFilter{from} {{\n\t\tProtocol Accept {{ TCP }}\n\
+             \t\tAddress Ignore {{ IPv4_address 192.0.2.6 }}\n\t}}"
+        );
+        let conf_a = conf('a', net, port).replace(&general(""), &general(&filter));
+        let da = ours(&a, &conf_a);
+        let db = CDaemon::start(&b, &conf('b', net, port));
+        insert_entries(&a);
+        wait_until(Duration::from_secs(5), "filtered entries at C", || {
+            count_test_lines(&db.expect_ctl(&["-e"])) == 2
+        });
+        std::thread::sleep(Duration::from_millis(1200));
+        let e = db.expect_ctl(&["-e"]);
+        assert_eq!(count_test_lines(&e), 2, "{from}: {e}");
+        assert!(
+            e.contains("src=192.0.2.1 ") && e.contains("src=192.0.2.2 "),
+            "{e}"
+        );
+        assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2, "{from}");
+        assert!(
+            !da.log().contains("filtering events in user space"),
+            "{}",
+            da.log()
+        );
+    }
 }
 
 /// ExpectationSync with the kernel FTP helper, both directions with C: the expectation

@@ -203,6 +203,8 @@ pub struct WorkerConfig {
     /// ALARM: every internal object (dumped ones too) must be known to the link thread,
     /// which refreshes it periodically.
     pub track_all: bool,
+    /// Events were filtered by the kernel (BPF): the user-space filter only runs on dumps.
+    pub kernel_filtered: bool,
     /// The daemon's clock origin: cache times are whole seconds since then.
     pub epoch: Instant,
 }
@@ -432,8 +434,10 @@ impl Worker {
     }
 
     fn on_kernel(&mut self, now: Instant, ev: &KernelEvent) {
-        // The user-space filter runs on events, dumps and resyncs alike (§8.5).
+        // The user-space filter runs on events, dumps and resyncs alike, except on events
+        // already filtered by the kernel (§8.5).
         if let Some(f) = &self.filter
+            && !(self.cfg.kernel_filtered && ev.origin != Origin::Dump)
             && !f.accepts(&ev.ct)
         {
             return;
