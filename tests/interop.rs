@@ -1257,3 +1257,39 @@ fn disable_external_cache_injects_into_the_kernel() {
         });
     }
 }
+
+/// `-d` (how primary-backup.sh starts the daemon): the parent exits 0 at once, the
+/// detached child serves the control socket, holds the lock and logs "daemon mode";
+/// `-k` stops it and removes socket and lock.
+#[test]
+fn daemon_mode_detaches_and_stops_on_kill() {
+    let (a, _b, _veth) = pair("dm", 39);
+    let dir = crate::util::TempDir::new();
+    let conf_path = dir.join("conntrackd.conf");
+    let text_conf =
+        conf('a', 39, 3841).replace(crate::util::daemon::DIR, &dir.path().to_string_lossy());
+    std::fs::write(&conf_path, text_conf).unwrap();
+    let c = conf_path.to_string_lossy().into_owned();
+    let out = a
+        .command(&[OUR_CONNTRACKD, "-C", &c, "-d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ctl = |args: &[&str]| {
+        let mut argv = vec![OUR_CONNTRACKD, "-C", &c];
+        argv.extend_from_slice(args);
+        a.command(&argv).output().unwrap()
+    };
+    wait_until(Duration::from_secs(5), "detached daemon answers -s", || {
+        ctl(&["-s"]).status.success()
+    });
+    assert!(dir.join("lock").exists());
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    assert!(log.contains("-- starting in daemon mode --"), "{log}");
+    assert!(ctl(&["-k"]).status.success());
+    wait_until(Duration::from_secs(5), "socket and lock removed", || {
+        !dir.join("lock").exists() && !dir.join("ctl").exists()
+    });
+    // Not reachable any more: the client says so and exits 1, as the C client.
+    assert_eq!(ctl(&["-s"]).status.code(), Some(1));
+}
