@@ -838,7 +838,7 @@ fn notrack_udp_c_to_ours() {
 #[test]
 fn alarm_udp_ours_to_c() {
     let (a, b, _veth) = pair("ac", 25);
-    let _da = ours(&a, &conf_mode(ALARM, 'a', 25, 3825));
+    let da = ours(&a, &conf_mode(ALARM, 'a', 25, 3825));
     let db = CDaemon::start(&b, &conf_mode(ALARM, 'b', 25, 3825));
     replicate_and_commit(&a, &b, &db, true);
     // Our periodic refresh refills the C daemon's flushed external cache.
@@ -848,6 +848,20 @@ fn alarm_udp_ours_to_c() {
         Duration::from_secs(8),
         "our ALARM refresh refills C's -e",
         || count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES,
+    );
+    // -F (FLUSH origin): the entries leave our cache silently and are no longer refreshed.
+    da.expect_ctl(&["-F"]);
+    wait_until(Duration::from_secs(5), "-F empties our kernel", || {
+        test_table(&a).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    db.expect_ctl(&["-f", "external"]);
+    std::thread::sleep(Duration::from_millis(6500));
+    let e = db.expect_ctl(&["-e"]);
+    assert_eq!(
+        count_test_lines(&e),
+        0,
+        "flushed entries still refreshed:\n{e}"
     );
 }
 

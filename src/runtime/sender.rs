@@ -110,6 +110,14 @@ impl Endpoint {
         }
     }
 
+    /// Stops refreshing `key` (ALARM); FTFW and NOTRACK keep nothing per object beyond
+    /// their queues, which drop it as vanished.
+    fn forget(&mut self, key: &Key) {
+        if let Self::Alarm(e) = self {
+            e.forget_item(key);
+        }
+    }
+
     fn request_resync(&mut self) {
         match self {
             Self::Ftfw(e) => e.request_resync(),
@@ -340,6 +348,11 @@ impl LinkThread {
                 if self.from_workers[i].pop_batch(&mut items, 4096) > 0 {
                     busy = true;
                     for it in items.drain(..) {
+                        if it.forget {
+                            self.pending.0.remove(&it.key);
+                            self.ep.forget(&it.key);
+                            continue;
+                        }
                         self.pending.0.insert(it.key, (it.msg_type, it.repr));
                         self.ep.queue_item(now, it.key, it.send_now);
                     }

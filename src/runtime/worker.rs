@@ -141,6 +141,9 @@ pub struct TxItem {
     /// Send it now; `false` only registers it (ALARM: dumped objects go out at their first
     /// refresh).
     pub send_now: bool,
+    /// The object left the internal cache without a DEL to send (our own commit or flush,
+    /// `-f internal`): stop tracking it (ALARM would otherwise keep refreshing it).
+    pub forget: bool,
 }
 
 /// Which cache a [`Cmd::Dump`] renders, and how.
@@ -369,6 +372,18 @@ impl Worker {
             msg_type,
             repr: TxPayload::Ct(repr),
             send_now,
+            forget: false,
+        });
+    }
+
+    /// Tells the link thread to drop its copy of an object that left the cache silently.
+    fn forget(&mut self, key: TxKey) {
+        self.out.push(TxItem {
+            key,
+            msg_type: MsgType::CT_DEL,
+            repr: TxPayload::Ct(ct::Repr::default()),
+            send_now: false,
+            forget: true,
         });
     }
 
@@ -390,6 +405,7 @@ impl Worker {
             msg_type,
             repr: TxPayload::Exp(repr),
             send_now,
+            forget: false,
         });
     }
 
@@ -429,6 +445,7 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_exp(key, false);
             }
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(key)),
             _ => {}
         }
     }
@@ -463,6 +480,7 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_as(key, false);
             }
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Ct(key)),
             Outcome::Full { first: true } => warn!("internal cache is full"),
             _ => {}
         }
@@ -655,6 +673,17 @@ impl Worker {
                 done,
             } => {
                 if internal {
+                    if self.cfg.track_all {
+                        let keys: Vec<TxKey> = self
+                            .internal
+                            .iter()
+                            .map(|(k, _)| TxKey::Ct(*k))
+                            .chain(self.internal_exp.iter().map(|(k, _)| TxKey::Exp(*k)))
+                            .collect();
+                        for k in keys {
+                            self.forget(k);
+                        }
+                    }
                     self.internal.flush();
                     self.internal_exp.flush();
                 }
