@@ -1307,3 +1307,25 @@ fn daemon_mode_detaches_and_stops_on_kill() {
     // Not reachable any more: the client says so and exits 1, as the C client.
     assert_eq!(ctl(&["-s"]).status.code(), Some(1));
 }
+
+/// NOTRACK with `DisableInternalCache`: events go out without a cache (within the next
+/// ALIVE run), `-i` lists the kernel table, `-s` has the "internal bypass" block, `-B`
+/// re-sends the kernel table as CT_NEW, and C's commit reproduces our table.
+#[test]
+fn notrack_disable_internal_cache_ours_to_c() {
+    let (a, b, _veth) = pair("bp", 40);
+    let da = ours(
+        &a,
+        &conf_mode("Mode NOTRACK { DisableInternalCache on }", 'a', 40, 3842),
+    );
+    let db = CDaemon::start(&b, &conf_mode(NOTRACK, 'b', 40, 3842));
+    replicate_and_commit(&a, &b, &db, true);
+    assert_eq!(count_test_lines(&da.expect_ctl(&["-i"])), N_ENTRIES);
+    let s = da.expect_ctl(&["-s"]);
+    assert!(s.starts_with("internal bypass:\n"), "{s}");
+    db.expect_ctl(&["-f"]);
+    da.expect_ctl(&["-B"]);
+    wait_until(Duration::from_secs(5), "-B from the kernel table", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) >= N_ENTRIES
+    });
+}

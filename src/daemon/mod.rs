@@ -123,9 +123,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .sync
         .as_ref()
         .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
-    if sync.disable_internal_cache {
-        return Err(err("DisableInternalCache is not implemented yet"));
-    }
+    // DisableInternalCache is a NOTRACK option (the grammar allows it nowhere else).
+    let bypass = sync.disable_internal_cache && sync.mode == SyncMode::Notrack;
     if sync.channels.is_empty() {
         return Err(err("no dedicated link configured"));
     }
@@ -219,6 +218,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         capacity: (g.hash_size as usize).div_ceil(n).min(1 << 16),
         track_all: sync.mode == SyncMode::Alarm,
         kernel_filtered,
+        bypass,
         epoch,
     };
     for (shard, place) in places.into_iter().enumerate() {
@@ -260,19 +260,21 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         );
     }
 
-    // Start-up dump into the internal cache (no messages sent, §8.1).
+    // Start-up dump into the internal cache (no messages sent, §8.1); none without one.
     let mut router = Router::new(ev_prod, exp_prod);
-    flush
-        .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
-            router.route(KernelEvent {
-                change: CtChange::New,
-                origin: Origin::Dump,
-                ct: *ct,
-            });
-        })
-        .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
+    if !bypass {
+        flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                router.route(KernelEvent {
+                    change: CtChange::New,
+                    origin: Origin::Dump,
+                    ct: *ct,
+                });
+            })
+            .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
+    }
     router.flush_blocking(&shutdown);
-    if exp_filter.enabled() {
+    if exp_filter.enabled() && !bypass {
         // Masters first (above), then their expectations.
         flush
             .dump_expectations(0, |e: &Expectation| {
@@ -308,6 +310,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         }),
         SyncMode::Notrack => ModeConfig::Notrack(notrack::Config {
             startup_resync: sync.startup_resync,
+            disable_internal_cache: bypass,
             ..notrack::Config::default()
         }),
         _ => ModeConfig::Ftfw(ftfw::Config {
@@ -385,6 +388,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                         .netlink_overrun_resync
                         .map(|s| Duration::from_secs(u64::from(s))),
                     filter,
+                    bypass,
                 },
                 ctl::CtlView {
                     shards: shard_stats,
@@ -397,6 +401,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     log: Arc::clone(log),
                     started,
                     inject: inject_stats,
+                    bypass,
                 },
             );
             let handler = Arc::new(handler);

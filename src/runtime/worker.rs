@@ -144,6 +144,8 @@ pub struct TxItem {
     /// The object left the internal cache without a DEL to send (our own commit or flush,
     /// `-f internal`): stop tracking it (ALARM would otherwise keep refreshing it).
     pub forget: bool,
+    /// `DisableInternalCache`: serialise it into the link buffer now (no cache, no queue).
+    pub direct: bool,
 }
 
 /// Which cache a [`Cmd::Dump`] renders, and how.
@@ -208,6 +210,8 @@ pub struct WorkerConfig {
     pub track_all: bool,
     /// Events were filtered by the kernel (BPF): the user-space filter only runs on dumps.
     pub kernel_filtered: bool,
+    /// `DisableInternalCache` (NOTRACK): events bypass the cache and go out directly.
+    pub bypass: bool,
     /// The daemon's clock origin: cache times are whole seconds since then.
     pub epoch: Instant,
 }
@@ -373,6 +377,39 @@ impl Worker {
             repr: TxPayload::Ct(repr),
             send_now,
             forget: false,
+            direct: false,
+        });
+    }
+
+    /// `DisableInternalCache` (§5.2): each NOT_ME event goes out as CT_NEW/UPD/DEL at once;
+    /// the "internal bypass" counters of `-s` count them.
+    fn bypass(&mut self, ev: &KernelEvent, key: CtKey) {
+        if ev.origin != Origin::NotMe {
+            return;
+        }
+        let st = &self.io.stats.internal;
+        let msg_type = match ev.change {
+            CtChange::New => {
+                st.created.inc();
+                MsgType::CT_NEW
+            }
+            CtChange::Update => {
+                st.updated.inc();
+                MsgType::CT_UPD
+            }
+            CtChange::Destroy => {
+                st.destroyed.inc();
+                MsgType::CT_DEL
+            }
+        };
+        let repr = convert::wire_from_kernel(&ev.ct, &self.cfg.send);
+        self.out.push(TxItem {
+            key: TxKey::Ct(key),
+            msg_type,
+            repr: TxPayload::Ct(repr),
+            send_now: true,
+            forget: false,
+            direct: true,
         });
     }
 
@@ -384,6 +421,7 @@ impl Worker {
             repr: TxPayload::Ct(ct::Repr::default()),
             send_now: false,
             forget: true,
+            direct: false,
         });
     }
 
@@ -406,6 +444,7 @@ impl Worker {
             repr: TxPayload::Exp(repr),
             send_now,
             forget: false,
+            direct: false,
         });
     }
 
@@ -460,6 +499,10 @@ impl Worker {
             return;
         }
         let key = CtKey::from_conntrack(&ev.ct);
+        if self.cfg.bypass {
+            self.bypass(ev, key);
+            return;
+        }
         let origin = match ev.origin {
             Origin::NotMe => CacheOrigin::NotMe,
             Origin::Commit => CacheOrigin::Commit,
@@ -568,7 +611,9 @@ impl Worker {
             c.destroyed.set(s.del_ok);
             c.destroy_failed.set(s.del_fail);
         }
-        copy(&self.io.stats.internal, &self.internal.stats());
+        if !self.cfg.bypass {
+            copy(&self.io.stats.internal, &self.internal.stats());
+        }
         copy(&self.io.stats.external, &self.external.stats());
         copy(&self.io.stats.internal_exp, &self.internal_exp.stats());
         copy(&self.io.stats.external_exp, &self.external_exp.stats());
