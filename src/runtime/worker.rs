@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span, warn};
@@ -22,177 +21,23 @@ use tracing::{debug, info_span, warn};
 use super::ring::{Consumer, Producer};
 use super::wake::Waker;
 use crate::cache::convert::{self, SendPolicy};
-use crate::cache::entry::Stored;
-use crate::cache::exp::{apply_exp_send_policy, exp_kernel_from_wire};
+use crate::cache::exp::apply_exp_send_policy;
 use crate::cache::{
     CacheStats, CtKey, ExpKey, ExternalCache, ExternalExpCache, InternalCache, InternalExpCache,
     KernelEvent as CacheEvent, ObjStatus, Origin as CacheOrigin, Outcome, PeerMsg, Secs,
 };
-use crate::ctl::render::entry::{conntrack_line, dump_line, expect_line};
-use crate::ctl::render::xml::{conntrack_xml, expect_xml};
 use crate::daemon::stats::{CacheCounters, ShardStats};
 use crate::filter::ExpFilter;
 use crate::filter::UserFilter;
-use crate::netlink::exp::Expectation;
 
-use crate::netlink::ct::Conntrack;
 use crate::wire::{MsgType, ct, exp};
 
-/// Whose request caused a kernel event (sync-modes.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Anybody else: applied and replicated.
-    NotMe,
-    /// Our commit socket: applied, not replicated.
-    Commit,
-    /// Our flush socket: applied, not replicated.
-    Flush,
-    /// The start-up dump or a `-R` resync: applied, not replicated.
-    Dump,
-    /// Our inject socket (`DisableExternalCache`): ignored completely.
-    Inject,
-}
+mod render;
+mod types;
 
-/// What happened to a conntrack, from the event header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CtChange {
-    /// Created (or dumped).
-    New,
-    /// Updated.
-    Update,
-    /// Destroyed.
-    Destroy,
-}
-
-/// One kernel conntrack event, decoded by the reader.
-#[derive(Debug, Clone, Copy)]
-pub struct KernelEvent {
-    /// What happened.
-    pub change: CtChange,
-    /// Who caused it.
-    pub origin: Origin,
-    /// The entry as the kernel reported it.
-    pub ct: Conntrack,
-}
-
-/// Something received from a peer for this shard.
-// Not boxed: the data variant is the common one, and the rings move whole batches.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Copy)]
-pub enum PeerItem {
-    /// A CT_NEW / CT_UPD / CT_DEL payload.
-    Ct {
-        /// The message type.
-        msg_type: MsgType,
-        /// The payload.
-        repr: ct::Repr,
-    },
-    /// A peer asked for everything (RESYNC): queue every internal object.
-    Resync,
-    /// An EXP_NEW / EXP_UPD / EXP_DEL payload.
-    Exp {
-        /// The message type.
-        msg_type: MsgType,
-        /// The payload.
-        repr: exp::Repr,
-    },
-    /// ALARM: the foreign object was not refreshed for `CacheTimeout`; remove it.
-    Expire(TxKey),
-}
-
-/// One kernel expectation event, decoded by the reader.
-#[derive(Debug, Clone, Copy)]
-pub struct ExpEvent {
-    /// What happened.
-    pub change: CtChange,
-    /// Who caused it.
-    pub origin: Origin,
-    /// The expectation as the kernel reported it.
-    pub exp: Expectation,
-}
-
-/// What the link thread keys its queues by: a conntrack or an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TxKey {
-    /// A conntrack.
-    Ct(CtKey),
-    /// An expectation.
-    Exp(ExpKey),
-}
-
-/// The payload of a [`TxItem`].
-#[derive(Debug, Clone, Copy)]
-pub enum TxPayload {
-    /// CT_* message body.
-    Ct(ct::Repr),
-    /// EXP_* message body.
-    Exp(exp::Repr),
-}
-
-/// One request to the link thread: send this object's current state.
-#[derive(Debug, Clone, Copy)]
-pub struct TxItem {
-    /// The object.
-    pub key: TxKey,
-    /// Message type by status now (NEW, UPD or DEL).
-    pub msg_type: MsgType,
-    /// Its current payload.
-    pub repr: TxPayload,
-    /// Send it now; `false` only registers it (ALARM: dumped objects go out at their first
-    /// refresh).
-    pub send_now: bool,
-    /// The object left the internal cache without a DEL to send (our own commit or flush,
-    /// `-f internal`): stop tracking it (ALARM would otherwise keep refreshing it).
-    pub forget: bool,
-    /// `DisableInternalCache`: serialise it into the link buffer now (no cache, no queue).
-    pub direct: bool,
-}
-
-/// Which cache a [`Cmd::Dump`] renders, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dump {
-    /// `-i` (`exp`: `-i expect`; `xml`: `-x`).
-    Internal {
-        /// The expectation cache.
-        exp: bool,
-        /// XML lines.
-        xml: bool,
-    },
-    /// `-e`, likewise.
-    External {
-        /// The expectation cache.
-        exp: bool,
-        /// XML lines.
-        xml: bool,
-    },
-}
-
-/// A control request for one shard; the answer goes back on the enclosed channel.
-#[derive(Debug)]
-pub enum Cmd {
-    /// Render a cache (`-i`, `-e`, with `expect` and `-x` variants).
-    Dump(Dump, Sender<String>),
-    /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
-    CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
-    /// Hand out the external expectation cache for a commit.
-    CollectExternalExp(Sender<Vec<(exp::Repr, Secs)>>),
-    /// Empty the internal and/or external cache; answers when done.
-    Flush {
-        /// Flush the internal cache.
-        internal: bool,
-        /// Flush the external cache.
-        external: bool,
-        /// Completion.
-        done: Sender<()>,
-    },
-    /// Queue every internal object for transmission (`-B`).
-    Bulk,
-    /// Apply dumped kernel entries to the internal cache without replicating them (`-R`).
-    Load(Vec<KernelEvent>),
-    /// Overrun resync: apply and replicate these dumped entries (this shard's share of the
-    /// whole table), then mark every other cached entry DEAD and replicate its DEL.
-    Resync(Vec<KernelEvent>),
-}
+pub use types::{
+    Cmd, CtChange, Dump, ExpEvent, KernelEvent, Origin, PeerItem, TxItem, TxKey, TxPayload,
+};
 
 /// Static parameters of a worker.
 #[derive(Debug, Clone, Copy)]
@@ -619,77 +464,6 @@ impl Worker {
         copy(&self.io.stats.external_exp, &self.external_exp.stats());
     }
 
-    /// The lines of a `-i`/`-e` dump of this shard. The caches hold only the replicated
-    /// attributes, so a line shows what the sync protocol carries (the reply tuple is the
-    /// mirrored original, as a commit would create it).
-    fn render(&self, what: Dump, secs: Secs) -> String {
-        let policy = convert::CommitPolicy::default();
-        let mut s = String::new();
-        let since = |created: Secs| u64::from(secs.saturating_sub(created));
-        match what {
-            Dump::Internal { exp: false, xml } | Dump::External { exp: false, xml } => {
-                let internal = matches!(what, Dump::Internal { .. });
-                let objs: Vec<_> = if internal {
-                    self.internal
-                        .iter()
-                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
-                        .collect()
-                } else {
-                    self.external
-                        .iter()
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
-                        .collect()
-                };
-                for (r, created) in objs {
-                    let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) else {
-                        continue;
-                    };
-                    ct.timeout = None;
-                    ct.protoinfo = display_protoinfo(&r);
-                    if !internal {
-                        // The external object only knows the original tuple (§3.2).
-                        ct.reply = None;
-                        ct.nat_src = None;
-                        ct.nat_dst = None;
-                    }
-                    if xml {
-                        s.push_str(&conntrack_xml(&ct));
-                        s.push('\n');
-                    } else {
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since(created)));
-                    }
-                }
-            }
-            Dump::Internal { exp: true, xml } | Dump::External { exp: true, xml } => {
-                let objs: Vec<_> = if matches!(what, Dump::Internal { .. }) {
-                    self.internal_exp
-                        .iter()
-                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
-                        .collect()
-                } else {
-                    self.external_exp
-                        .iter()
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
-                        .collect()
-                };
-                for (r, created) in objs {
-                    let Ok(e) = exp_kernel_from_wire(&r, secs, secs, &policy) else {
-                        continue;
-                    };
-                    if xml {
-                        s.push_str(&expect_xml(&e));
-                        s.push('\n');
-                    } else {
-                        s.push_str(&dump_line(&expect_line(&e), None, since(created)));
-                    }
-                }
-            }
-        }
-        s
-    }
-
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
         let secs = self.secs(now);
         match cmd {
@@ -764,21 +538,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// The protocol state of a cached payload, for display only.
-fn display_protoinfo(r: &ct::Repr) -> Option<crate::netlink::protoinfo::ProtoInfo> {
-    use crate::netlink::protoinfo::{ProtoInfo, SctpInfo, TcpInfo};
-    if let Some(state) = r.tcp_state {
-        return Some(ProtoInfo::Tcp(TcpInfo {
-            state: Some(state),
-            ..TcpInfo::default()
-        }));
-    }
-    r.sctp_state.map(|state| {
-        ProtoInfo::Sctp(SctpInfo {
-            state: Some(state),
-            ..SctpInfo::default()
-        })
-    })
 }
