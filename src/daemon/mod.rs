@@ -74,6 +74,7 @@ fn err(msg: impl Into<String>) -> StartError {
 /// Runs the daemon until SIGINT/SIGTERM (or a KILL request). `background` is `-d`.
 pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     signal::set_umask(0o177);
+    signal::tune_allocator();
     let mut log = Log::open(conf.general.log_file.as_deref(), !background)
         .map_err(|e| err(format!("can't open logfile: {e}")))?;
     let lock = match LockFile::acquire(&conf.general.lock_file) {
