@@ -18,7 +18,6 @@ pub mod inject;
 pub mod log;
 pub mod stats;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -452,11 +451,6 @@ fn set_realtime(cfg: crate::config::Scheduler) {
     if let Err(e) = sched::set_current_thread_scheduler(policy, prio) {
         warn!(error = %e, "cannot set the reader's real-time scheduling");
     }
-}
-
-/// The lock file path (for callers that clean up after a failed start).
-pub fn lock_path(conf: &Config) -> &Path {
-    &conf.general.lock_file
 }
 
 /// The kernel-space form of `General { Filter }` for the event socket's BPF program.
