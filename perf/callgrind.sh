@@ -5,8 +5,8 @@
 # stage (parse, route, cache, encode; see that file) and counts only the instructions
 # executed inside `replicate_events` (--toggle-collect), so building the event stream is
 # left out. Instruction counts do not depend on the neighbours' load or on the CPU's
-# frequency: the same binary and arguments give the same count to within a few hundred
-# instructions in 370M (the caches' hashers take a random seed), which makes them the
+# frequency: the same binary and arguments give the same count to within a few thousand
+# instructions in 368M (the caches' hashers take a random seed), which makes them the
 # regression signal on the shared 2-core VM where ns/op move by 20-50 %.
 #
 # Usage: perf/callgrind.sh [--stage parse|route|cache|encode] [-- extra micro-hotpath args]
@@ -45,7 +45,10 @@ printf '%-8s %12s %14s %12s\n' stage events instructions "instr/event"
 for st in "${stages[@]}"; do
     cg="$OUT/callgrind.out.$st"
     log="$OUT/stdout.$st"
-    valgrind --tool=callgrind --callgrind-out-file="$cg" \
+    # A fixed, minimal environment: its size moves the initial stack and heap, and with them
+    # the alignment-dependent paths of memcpy (about 0.4 % of the count between a shell and
+    # make). With `env -i` the count only depends on the binary and the arguments.
+    env -i PATH=/usr/bin:/bin valgrind --tool=callgrind --callgrind-out-file="$cg" \
         --toggle-collect='*replicate_events*' \
         "$bin" --stage "$st" --runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS" \
         ${extra[@]+"${extra[@]}"} >"$log" 2>"$log.valgrind"
