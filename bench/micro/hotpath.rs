@@ -19,6 +19,9 @@
 //! the syscalls (recvmsg of the event, sendmsg of the datagram), the reader → worker ring hop
 //! (see `micro-ring`: tens of ns per item in batches) and FTFW's resend queue.
 //!
+//! A last pass times the full path one reader batch at a time and prints the percentiles of
+//! the cost per event within a batch (the tail a reader would have to absorb).
+//!
 //! `perf/callgrind.sh` runs this binary with `--stage encode --runs 1` and counts the
 //! instructions of `replicate_events` only (setup excluded) to get instructions per event.
 //!
@@ -302,4 +305,47 @@ fn main() {
             );
         }
     }
+    // The spread per reader batch: the same work, timed batch by batch (skipped for the
+    // single-stage runs of the profiling recipes).
+    if only.is_none() {
+        batch_spread(&stream, shards, live, &filter);
+    }
+}
+
+/// Runs the full path once more, one reader batch (64 events) at a time, and prints the
+/// percentiles of the cost per event within a batch. A slow tail here (hash table growth, a
+/// neighbour taking the CPU) is what would make a real reader fall behind its socket.
+fn batch_spread(stream: &[u8], shards: usize, live: usize, filter: &UserFilter) {
+    let mut bounds = vec![0];
+    let mut off = 0;
+    for (i, m) in messages(stream).enumerate() {
+        let Ok(m) = m else { break };
+        // Messages are contiguous, each padded to 4 bytes.
+        off += m.len().next_multiple_of(4);
+        if (i + 1) % BATCH == 0 {
+            bounds.push(off.min(stream.len()));
+        }
+    }
+    bounds.push(stream.len());
+    bounds.dedup();
+    let mut p = Pipeline::new(shards, live, filter.clone());
+    let mut ns: Vec<f64> = bounds
+        .windows(2)
+        .map(|w| {
+            let t = std::time::Instant::now();
+            let n = replicate_events(&mut p, black_box(&stream[w[0]..w[1]]), Stage::Encode);
+            t.elapsed().as_nanos() as f64 / n.max(1) as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    let q = |f: f64| ns[((ns.len() - 1) as f64 * f) as usize];
+    println!(
+        "per batch of {BATCH}, ns/event: p50 {:.0}, p90 {:.0}, p99 {:.0}, p99.9 {:.0}, max {:.0} ({} batches)",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        q(1.0),
+        ns.len()
+    );
 }
