@@ -20,7 +20,6 @@ const STATS: i32 = 21;
 const KILL: i32 = 20;
 const DUMP_INTERNAL: i32 = 16;
 const DUMP_EXTERNAL: i32 = 17;
-const ALL_COMMIT: i32 = 46;
 
 /// Two namespaces joined by veth `ia`/`ib` on `10.232.<net>.0/24`, conntrack active in both.
 fn pair(tag: &str, net: u8) -> (NetNs, NetNs, Veth) {
@@ -452,12 +451,9 @@ fn replicate_and_commit(src_ns: &NetNs, dst_ns: &NetNs, dst: &CDaemon, dst_is_c:
         || count_test_lines(&ext()) == N_ENTRIES,
     );
     let t0 = Instant::now();
-    if dst_is_c {
-        dst.expect_ctl(&["-c"]);
-    } else {
-        // The reply comes when the commit is complete (the connection is held open).
-        let _ = dst.request(ALL_COMMIT);
-    }
+    // C's client or ours against the destination daemon: both block until the commit is
+    // complete (the daemon holds the connection open until then).
+    dst.expect_ctl(&["-c"]);
     let took = t0.elapsed();
     let want = test_table(src_ns);
     let got = test_table(dst_ns);
@@ -674,11 +670,8 @@ fn ftfw_udp_nat_ipv6_zones_both_directions() {
             "NAT/IPv6 entries in the external cache",
             || count_test_lines(&ext()) == N_NAT_V6,
         );
-        if ours_first {
-            db.expect_ctl(&["-c"]);
-        } else {
-            let _ = db.request(ALL_COMMIT);
-        }
+        // Both clients block until the commit is complete (the connection is held open).
+        db.expect_ctl(&["-c"]);
         let want = test_table(&a);
         assert_eq!(want.len(), N_NAT_V6, "{want:#?}");
         assert_eq!(
@@ -762,7 +755,7 @@ fn perf_quick_numbers() {
     });
     let replicated = t0.elapsed();
     let t1 = Instant::now();
-    let _ = db.request(ALL_COMMIT);
+    db.expect_ctl(&["-c"]);
     let commit = t1.elapsed();
     let runtime = text(&da, 30);
     let events: u64 = runtime
@@ -781,7 +774,11 @@ fn perf_quick_numbers() {
         rate(N, replicated),
         rate(N, commit)
     );
-    assert_eq!(test_table(&b).len(), N as usize, "{}", db.dump());
+    // The request helper gives up reading after 5 s; on a loaded machine the commit may
+    // still be running then, so wait for the table rather than trusting the reply.
+    wait_until(Duration::from_secs(60), "our commit complete", || {
+        test_table(&b).len() == N as usize
+    });
 
     // The C daemon committing the same state, for comparison.
     drop(db);
@@ -843,7 +840,8 @@ fn alarm_udp_ours_to_c() {
     replicate_and_commit(&a, &b, &db, true);
     // Our periodic refresh refills the C daemon's flushed external cache.
     db.expect_ctl(&["-f", "external"]);
-    assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), 0);
+    // (A refresh may already land between the flush and this dump, hence not `== 0`.)
+    assert!(count_test_lines(&db.expect_ctl(&["-e"])) < N_ENTRIES);
     wait_until(
         Duration::from_secs(8),
         "our ALARM refresh refills C's -e",
@@ -874,7 +872,8 @@ fn alarm_udp_c_to_ours_and_refresh() {
     let db = ours(&b, &conf_mode(ALARM, 'b', 26, 3826));
     replicate_and_commit(&a, &b, &db, false);
     db.expect_ctl(&["-f", "external"]);
-    assert_eq!(count_test_lines(&text(&db, DUMP_EXTERNAL)), 0);
+    // (A refresh may already land between the flush and this dump, hence not `== 0`.)
+    assert!(count_test_lines(&text(&db, DUMP_EXTERNAL)) < N_ENTRIES);
     wait_until(Duration::from_secs(8), "ALARM refresh refills -e", || {
         count_test_lines(&text(&db, DUMP_EXTERNAL)) == N_ENTRIES
     });
@@ -964,11 +963,8 @@ fn ftfw_udp_expectations_both_directions() {
                 e.contains(&needle)
             },
         );
-        if ours_first {
-            db.expect_ctl(&["-c"]);
-        } else {
-            let _ = db.request(ALL_COMMIT);
-        }
+        // Both clients block until the commit is complete (the connection is held open).
+        db.expect_ctl(&["-c"]);
         let exps = crate::util::exp_list(&b);
         assert!(
             exps.iter()
