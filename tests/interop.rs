@@ -871,6 +871,14 @@ fn alarm_udp_c_to_ours_and_refresh() {
     let _da = CDaemon::start(&a, &conf_mode(ALARM, 'a', 26, 3826));
     let db = ours(&b, &conf_mode(ALARM, 'b', 26, 3826));
     replicate_and_commit(&a, &b, &db, false);
+    // ALARM's external cache has the expiry timer: ` [expires in Ns]` before `[active since`.
+    let e = text(&db, DUMP_EXTERNAL);
+    assert!(
+        e.lines()
+            .filter(|l| is_test_line(l))
+            .all(|l| l.contains(" [expires in 1") && l.contains("s] [active since ")),
+        "{e}"
+    );
     db.expect_ctl(&["-f", "external"]);
     // (A refresh may already land between the flush and this dump, hence not `== 0`.)
     assert!(count_test_lines(&text(&db, DUMP_EXTERNAL)) < N_ENTRIES);

@@ -217,6 +217,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         limit: (g.hash_limit as usize).div_ceil(n),
         capacity: (g.hash_size as usize).div_ceil(n).min(1 << 16),
         track_all: sync.mode == SyncMode::Alarm,
+        cache_timeout: (sync.mode == SyncMode::Alarm).then_some(sync.cache_timeout),
         kernel_filtered,
         bypass,
         epoch,

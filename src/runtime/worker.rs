@@ -57,6 +57,8 @@ pub struct WorkerConfig {
     pub kernel_filtered: bool,
     /// `DisableInternalCache` (NOTRACK): events bypass the cache and go out directly.
     pub bypass: bool,
+    /// ALARM: `CacheTimeout` in seconds (shown as ` [expires in Ns]` by `-e`).
+    pub cache_timeout: Option<Secs>,
     /// The daemon's clock origin: cache times are whole seconds since then.
     pub epoch: Instant,
 }

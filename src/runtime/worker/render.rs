@@ -17,22 +17,30 @@ impl Worker {
         let policy = convert::CommitPolicy::default();
         let mut s = String::new();
         let since = |created: Secs| u64::from(secs.saturating_sub(created));
+        // ALARM's external objects expire CacheTimeout after their last update: ` [expires
+        // in Ns]` (§3.2); other caches have no timer.
+        let internal = matches!(what, Dump::Internal { .. });
+        let expires = |updated: Secs| {
+            (!internal)
+                .then_some(self.cfg.cache_timeout)
+                .flatten()
+                .map(|t| u64::from(t.saturating_sub(secs.saturating_sub(updated))))
+        };
         match what {
             Dump::Internal { exp: false, xml } | Dump::External { exp: false, xml } => {
-                let internal = matches!(what, Dump::Internal { .. });
                 let objs: Vec<_> = if internal {
                     self.internal
                         .iter()
                         .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created, o.meta.updated))
                         .collect()
                 } else {
                     self.external
                         .iter()
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created, o.meta.updated))
                         .collect()
                 };
-                for (r, created) in objs {
+                for (r, created, updated) in objs {
                     let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) else {
                         continue;
                     };
@@ -48,7 +56,11 @@ impl Worker {
                         s.push_str(&conntrack_xml(&ct));
                         s.push('\n');
                     } else {
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since(created)));
+                        s.push_str(&dump_line(
+                            &conntrack_line(&ct),
+                            expires(updated),
+                            since(created),
+                        ));
                     }
                 }
             }
@@ -57,15 +69,15 @@ impl Worker {
                     self.internal_exp
                         .iter()
                         .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created, o.meta.updated))
                         .collect()
                 } else {
                     self.external_exp
                         .iter()
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created, o.meta.updated))
                         .collect()
                 };
-                for (r, created) in objs {
+                for (r, created, updated) in objs {
                     let Ok(e) = exp_kernel_from_wire(&r, secs, secs, &policy) else {
                         continue;
                     };
@@ -73,7 +85,11 @@ impl Worker {
                         s.push_str(&expect_xml(&e));
                         s.push('\n');
                     } else {
-                        s.push_str(&dump_line(&expect_line(&e), None, since(created)));
+                        s.push_str(&dump_line(
+                            &expect_line(&e),
+                            expires(updated),
+                            since(created),
+                        ));
                     }
                 }
             }
