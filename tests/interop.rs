@@ -1333,3 +1333,66 @@ fn notrack_disable_internal_cache_ours_to_c() {
         count_test_lines(&db.expect_ctl(&["-e"])) >= N_ENTRIES
     });
 }
+
+/// `-e` of our daemon equals a C receiver's `-e` for the same replicated state (C senders
+/// in two separate pairs), `[active since Ns]` aside: the external cache keeps and renders
+/// exactly what the C daemon does.
+#[test]
+fn external_cache_listing_matches_c() {
+    let strip = |s: String| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .lines()
+            .filter(|l| is_test_line(l))
+            .map(|l| l.split(" [active since").next().unwrap_or("").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut listings = Vec::new();
+    for (tag, net, port, ours_rx) in [("x1", 41u8, 3843u16, true), ("x2", 42, 3844, false)] {
+        let (a, b, _veth) = pair(tag, net);
+        let _da = CDaemon::start(&a, &conf('a', net, port));
+        let db = if ours_rx {
+            ours(&b, &conf('b', net, port))
+        } else {
+            CDaemon::start(&b, &conf('b', net, port))
+        };
+        insert_entries(&a);
+        insert_nat_v6_entries(&a);
+        wait_until(Duration::from_secs(5), "all entries received", || {
+            count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES + N_NAT_V6
+        });
+        listings.push(strip(db.expect_ctl(&["-e"])));
+    }
+    assert_eq!(listings[0], listings[1], "ours (left) vs C (right)");
+}
+
+/// `-i` of our daemon equals the C daemon's for the same kernel entries (no NAT, where
+/// the reply tuple is the mirrored original), `[active since Ns]` aside.
+#[test]
+fn internal_cache_listing_matches_c() {
+    let strip = |s: String| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .lines()
+            .filter(|l| is_test_line(l))
+            .map(|l| l.split(" [active since").next().unwrap_or("").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut listings = Vec::new();
+    for (tag, net, port, ours_node) in [("y1", 43u8, 3845u16, true), ("y2", 44, 3846, false)] {
+        let (a, _b, _veth) = pair(tag, net);
+        let da = if ours_node {
+            ours(&a, &conf('a', net, port))
+        } else {
+            CDaemon::start(&a, &conf('a', net, port))
+        };
+        insert_entries(&a);
+        wait_until(Duration::from_secs(5), "all entries cached", || {
+            count_test_lines(&da.expect_ctl(&["-i"])) == N_ENTRIES
+        });
+        listings.push(strip(da.expect_ctl(&["-i"])));
+    }
+    assert_eq!(listings[0], listings[1], "ours (left) vs C (right)");
+}
