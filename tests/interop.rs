@@ -547,9 +547,14 @@ fn ftfw_mcast_ours_to_c_and_back() {
 #[test]
 fn ftfw_tcp_ours_to_c() {
     let (a, b, _veth) = pair("tc", 16);
-    let _da = ours(&a, &conf_t("tcp", 'a', 16, 3816));
+    let da = ours(&a, &conf_t("tcp", 'a', 16, 3816));
     let db = CDaemon::start(&b, &conf_t("tcp", 'b', 16, 3816));
     replicate_and_commit(&a, &b, &db, true);
+    let s = da.expect_ctl(&["-s"]);
+    assert!(
+        s.contains("TCP traffic (active device=ia) server=connected client=connected:"),
+        "{s}"
+    );
 }
 
 #[test]

@@ -247,8 +247,7 @@ impl CtlView {
         ActiveLink {
             kind: self.kind,
             device: self.devices.get(cur).cloned().unwrap_or_default(),
-            // TCP: our link keeps both connections up while it can; report the C wording.
-            tcp_connected: (self.kind == ChannelKind::Tcp).then_some((true, true)),
+            tcp_connected: st.and_then(|l| l.tcp),
             counters,
         }
     }
