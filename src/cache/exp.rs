@@ -17,7 +17,7 @@ use super::convert::{
 };
 use super::entry::Secs;
 
-/// [`apply_send_policy`] for expectations: `CommitTimeout` suppresses `NTA_EXP_TIMEOUT`.
+/// [`apply_send_policy`](super::convert::apply_send_policy) for expectations: `CommitTimeout` suppresses `NTA_EXP_TIMEOUT`.
 pub fn apply_exp_send_policy(r: &mut ExpRepr, p: &SendPolicy) {
     if p.commit_timeout != 0 {
         r.timeout = None;
