@@ -7,5 +7,6 @@ mod config;
 mod ctl;
 mod failover;
 mod harness;
+mod interop;
 mod netlink_kernel;
 mod util;

@@ -10,11 +10,14 @@
 //!   sequence numbers from the daemon's single [`crate::wire::SeqCounter`]),
 //!   `poll_event()` until `None`, then sleep until `poll_timeout()`.
 //!
-//! [`ftfw`] is the reliable mode (the default); ALARM and NOTRACK live elsewhere.
+//! [`ftfw`] is the reliable mode (the default), [`alarm`] the periodic-refresh mode and
+//! [`notrack`] the best-effort mode; all three take the same verbs.
 //! [`seq`] holds the serial arithmetic, [`timer`] the timer table and `resend` the FTFW
 //! resend queue.
 
+pub mod alarm;
 pub mod ftfw;
+pub mod notrack;
 mod resend;
 pub mod seq;
 pub mod timer;
