@@ -179,19 +179,21 @@ fn failover_control_without_sync() {
 }
 
 #[test]
-#[ignore = "needs the daemon (issue 3)"]
 fn failover_ours_ftfw() {
     failover("ours/ours FTFW", [ours(), ours()], SyncMode::Ftfw);
 }
 
 #[test]
-#[ignore = "needs the daemon (issue 3)"]
 fn failover_ours_alarm() {
     failover("ours/ours ALARM", [ours(), ours()], SyncMode::Alarm);
 }
 
 #[test]
-#[ignore = "needs the daemon (issue 3)"]
 fn failover_c_primary_ours_backup_ftfw() {
     failover("C->ours FTFW", [c(), ours()], SyncMode::Ftfw);
+}
+
+#[test]
+fn failover_ours_primary_c_backup_ftfw() {
+    failover("ours->C FTFW", [ours(), c()], SyncMode::Ftfw);
 }

@@ -537,7 +537,13 @@ impl Stream {
                             return;
                         }
                     }
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    // Timeouts let the loop see the stop flag; EINTR comes from signals
+                    // meant for other tests' children (SIGCHLD).
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                        ) => {}
                     Err(e) => {
                         if !server_stop.load(Ordering::Relaxed) {
                             note_error(&server_state, &format!("server read: {e}"));
