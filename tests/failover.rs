@@ -114,6 +114,10 @@ fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> Measured {
     if let Some(e) = stream.error() {
         tb.fail(&format!("{label}: the stream failed after resuming: {e}"));
     }
+    // Packets of the stream that reached fw2 before its commit (keepalived moves the VIPs
+    // before the notify script runs) are INVALID there; usually none, as the client's next
+    // retransmission comes later.
+    let invalid = tb.fws[1].invalid_drops();
     let m = Measured {
         takeover: took_over - failed_at,
         notify_done,
@@ -122,7 +126,8 @@ fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> Measured {
     };
     eprintln!(
         "{label}: takeover {:.2} s, notify script done {:.2} s after the failure, {} \
-         ({}), stream silent for {:.2} s, {} echoes before / {} after, no reset",
+         ({}), fw2 dropped {invalid} packets as INVALID, stream silent for \
+         {:.2} s, {} echoes before / {} after, no reset",
         m.takeover.as_secs_f64(),
         m.notify_done.as_secs_f64(),
         committed.split("] ").last().unwrap_or(committed),

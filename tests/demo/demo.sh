@@ -42,6 +42,11 @@ step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 note() { printf '    %s\n' "$*"; }
 die() {
     printf '\033[1;31mdemo: %s\033[0m\n' "$*" >&2
+    for f in "$DIR"/fw1/*.log "$DIR"/fw2/*.log "$DIR"/fw?/conntrackd.out; do
+        [ -s "$f" ] || continue
+        printf '%s\n' "--- last lines of ${f#"$DIR"/} ---" >&2
+        tail -n 8 "$f" >&2
+    done
     exit 1
 }
 now() { date +%s.%N; }
