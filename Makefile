@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEB_PKGS := conntrack conntrackd nftables iproute2 keepalived tcpdump socat iputils-ping netcat-openbsd
 DEPS_STAMP := target/.deps-ok
 
-.PHONY: deps build test test-unit test-system lint fmt bench demo clean
+.PHONY: deps build test lint fmt perf bench demo clean
 
 # Idempotent: installs only what is missing; `apt-get update` runs once per machine.
 deps:
@@ -19,18 +19,22 @@ deps:
 	else echo "deps: all present"; fi
 
 build:
-	$(CARGO) build --release --all-targets
+	$(CARGO) build --workspace --release --all-targets
 
 test: deps
-	$(CARGO) build --tests
-	$(CARGO) test -- --test-threads=2
+	$(CARGO) build --workspace --tests
+	$(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+
+# The two physical limits (creation rate alone and with a bare event drain); see perf/README.md.
+perf:
+	perf/limits.sh
 
 bench:
 	@echo "bench: not yet — the side-by-side benchmark is issue 5"; exit 1

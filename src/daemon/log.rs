@@ -144,3 +144,56 @@ mod tests {
         assert_eq!(ctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
     }
 }
+
+/// Forwards the library's `tracing` events of level INFO and above to the daemon [`Log`]
+/// (ERROR → `ERROR`, WARN → `warning`, INFO → `notice`), so that messages such as
+/// "device `X' becomes dedicated link" reach the LogFile as they do with the C daemon.
+/// DEBUG and TRACE are disabled at the call site (no cost on hot paths).
+#[derive(Debug)]
+pub struct LogLayer(pub std::sync::Arc<Log>);
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLayer {
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        *metadata.level() <= tracing::Level::INFO
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::INFO)
+    }
+
+    fn on_event(&self, ev: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let level = match *ev.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Notice,
+            _ => return,
+        };
+        let mut m = Message(String::new());
+        ev.record(&mut m);
+        self.0.line(level, &m.0);
+    }
+}

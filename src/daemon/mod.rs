@@ -14,11 +14,11 @@
 
 pub mod commit;
 pub mod ctl;
+pub mod inject;
 pub mod log;
 pub mod stats;
 
-use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -29,6 +29,8 @@ use tracing::warn;
 use crate::cache::SendPolicy;
 use crate::channel::LinkPool;
 use crate::config::{Config, SchedPolicy, SyncMode, Transport};
+use crate::ctl::render::stats::ChannelKind;
+use crate::ctl::{CtlServer, LockFile};
 use crate::filter::{ExpFilter, UserFilter};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
@@ -68,51 +70,23 @@ fn err(msg: impl Into<String>) -> StartError {
     StartError(msg.into())
 }
 
-/// Removes the lock file when dropped, unless disarmed (the parent of `-d` keeps it for the
-/// child).
-struct LockGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Runs the daemon until SIGINT/SIGTERM (or a KILL request). `background` is `-d`.
 pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     signal::set_umask(0o177);
     let mut log = Log::open(conf.general.log_file.as_deref(), !background)
         .map_err(|e| err(format!("can't open logfile: {e}")))?;
-    let lock_path = conf.general.lock_file.clone();
-    if let Err(e) = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&lock_path)
-    {
-        let msg = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            format!(
-                "lockfile `{}' exists, perhaps conntrackd already running?",
-                lock_path.display()
-            )
-        } else {
-            format!("can't open lockfile `{}': {e}", lock_path.display())
-        };
-        log.error(&msg);
-        return Err(err(msg));
-    }
-    let mut lock = LockGuard {
-        path: lock_path,
-        armed: true,
+    let lock = match LockFile::acquire(&conf.general.lock_file) {
+        Ok(l) => l,
+        Err(e) => {
+            log.error(&e.to_string());
+            return Err(err(e.to_string()));
+        }
     };
     if background {
         match signal::fork().map_err(|e| err(format!("fork: {e}")))? {
             Some(_child) => {
-                lock.armed = false;
+                // The child owns the lock now.
+                lock.leak();
                 return Ok(());
             }
             None => {
@@ -122,6 +96,16 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
         }
     }
     let log = Arc::new(log);
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        // Only the first daemon in a process installs it (tests may run several).
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(log::LogLayer(Arc::clone(&log))),
+        );
+    }
+    // `lock` lives until this function returns: removed after a clean shutdown or a
+    // failed initialisation alike.
+    let _lock = lock;
     match start(conf, background, &log) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -138,10 +122,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .sync
         .as_ref()
         .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
-    if sync.disable_internal_cache || sync.disable_external_cache {
-        return Err(err(
-            "DisableInternalCache / DisableExternalCache are not implemented yet",
-        ));
+    if sync.disable_internal_cache {
+        return Err(err("DisableInternalCache is not implemented yet"));
     }
     if sync.channels.is_empty() {
         return Err(err("no dedicated link configured"));
@@ -152,18 +134,25 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .iter()
         .map(|c| c.interface.clone().unwrap_or_default())
         .collect();
-    let transport = match sync.transport() {
-        Some(Transport::Multicast) => "multicast",
-        Some(Transport::Tcp) => "TCP",
-        _ => "UDP",
+    let kind = match sync.transport() {
+        Some(Transport::Multicast) => ChannelKind::Multicast,
+        Some(Transport::Tcp) => ChannelKind::Tcp,
+        _ => ChannelKind::Udp,
     };
+    let link_status = Arc::new(parking_lot::Mutex::new(pool.status()));
     let current = Arc::new(AtomicUsize::new(pool.current()));
 
     let commit = CtHandle::open().map_err(|e| err(format!("commit socket: {e}")))?;
     let mut flush = CtHandle::open().map_err(|e| err(format!("flush socket: {e}")))?;
+    let inject = if sync.disable_external_cache {
+        Some(CtHandle::open().map_err(|e| err(format!("inject socket: {e}")))?)
+    } else {
+        None
+    };
     let own = OwnPorts {
         commit: commit.port_id(),
         flush: flush.port_id(),
+        inject: inject.as_ref().map_or(0, CtHandle::port_id),
     };
     let g = &conf.general;
     let events = EventSocket::subscribe(
@@ -171,15 +160,20 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             conntrack: true,
             expectations: !matches!(sync.expectation_sync, crate::config::ExpectationSync::Off),
         },
-        EventOptions {
-            buffer_size: Some(
-                g.netlink_buffer_size
-                    .map_or(0, |b| b as usize)
-                    .max(MIN_NETLINK_BUFFER),
-            ),
-            buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
-                .max(MIN_NETLINK_BUFFER * 4),
-            reliable: g.netlink_events_reliable,
+        // An explicit NetlinkBufferSize is honoured as in C; otherwise we run with a large
+        // buffer (the C default is the system's, a few hundred KiB).
+        match g.netlink_buffer_size {
+            Some(b) => EventOptions {
+                buffer_size: Some(b as usize),
+                buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
+                reliable: g.netlink_events_reliable,
+            },
+            None => EventOptions {
+                buffer_size: Some(MIN_NETLINK_BUFFER),
+                buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
+                    .max(MIN_NETLINK_BUFFER * 4),
+                reliable: g.netlink_events_reliable,
+            },
         },
     )
     .map_err(|e| err(format!("can't open netlink event socket: {e}")))?;
@@ -311,17 +305,41 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             ..ftfw::Config::default()
         }),
     };
+    let mut dispatch = Dispatcher::new(peer_prod);
+    let inject_stats = inject
+        .as_ref()
+        .map(|_| Arc::new(stats::CacheCounters::default()));
+    if let (Some(h), Some(st)) = (inject, &inject_stats) {
+        let waker = Arc::new(Waker::new().map_err(|e| err(format!("eventfd: {e}")))?);
+        wakers.push(Arc::clone(&waker));
+        let (ip, ic) = Ring::with_waker(EVENT_RING, waker);
+        dispatch = dispatch.with_inject(ip);
+        let injector = inject::Injector::new(
+            h,
+            ic,
+            Arc::clone(st),
+            sync.tcp_window_tracking,
+            Arc::clone(&shutdown),
+        );
+        threads.push(
+            thread::Builder::new()
+                .name("ctd-inject".into())
+                .spawn(move || injector.run())
+                .map_err(|e| err(format!("spawn injector: {e}")))?,
+        );
+    }
     let lt = LinkThread::new(
         pool,
         mode,
         LinkIo {
             from_workers: tx_cons,
             cmds: link_cmd_c,
-            dispatch: Dispatcher::new(peer_prod),
+            dispatch,
             waker: link_waker,
             stats: Arc::clone(&link_stats),
             shutdown: Arc::clone(&shutdown),
             current: Arc::clone(&current),
+            links: Arc::clone(&link_status),
         },
         Instant::now(),
     );
@@ -332,40 +350,53 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             .map_err(|e| err(format!("spawn link thread: {e}")))?,
     );
 
-    let unix_path = g.unix_path.clone();
-    let listener = match &unix_path {
-        Some(p) => Some(ctl::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?),
+    // Without a UNIX block the C daemon still starts, but no client can reach it.
+    let server = match &g.unix_path {
+        Some(p) => {
+            let server =
+                CtlServer::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?;
+            let handler = ctl::Handler::new(
+                ctl::CtlOps {
+                    workers: cmd_prod,
+                    link: link_cmd_p,
+                    commit,
+                    flush,
+                    commit_cfg: commit::CommitConfig {
+                        commit_timeout: sync.commit_timeout,
+                        tcp_window_tracking: sync.tcp_window_tracking,
+                        kind: crate::cache::CommitKind::Commit,
+                    },
+                    epoch,
+                    expectations: exp_filter.enabled(),
+                    purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
+                    overrun_resync: g
+                        .netlink_overrun_resync
+                        .map(|s| Duration::from_secs(u64::from(s))),
+                    filter,
+                },
+                ctl::CtlView {
+                    shards: shard_stats,
+                    link_stats,
+                    links: link_status,
+                    reader_stats,
+                    kind,
+                    devices,
+                    current,
+                    log: Arc::clone(log),
+                    started,
+                    inject: inject_stats,
+                },
+            );
+            let handler = Arc::new(handler);
+            ctl::Handler::start_maintenance(&handler, Arc::clone(&shutdown));
+            Some(
+                server
+                    .serve(handler)
+                    .map_err(|e| err(format!("control socket: {e}")))?,
+            )
+        }
         None => None,
     };
-    if let Some(listener) = listener {
-        let state = ctl::CtlState {
-            workers: cmd_prod,
-            link: link_cmd_p,
-            shards: shard_stats,
-            link_stats,
-            reader_stats,
-            commit,
-            flush,
-            commit_cfg: commit::CommitConfig {
-                commit_timeout: sync.commit_timeout,
-                tcp_window_tracking: sync.tcp_window_tracking,
-                kind: crate::cache::CommitKind::Commit,
-            },
-            epoch,
-            transport,
-            devices,
-            current,
-            log: Arc::clone(log),
-            started,
-        };
-        let sd = Arc::clone(&shutdown);
-        // Not joined: it may be blocked in accept() or in a client's commit; the process
-        // exits after the clean-up below.
-        thread::Builder::new()
-            .name("ctd-ctl".into())
-            .spawn(move || ctl::serve(listener, state, sd))
-            .map_err(|e| err(format!("spawn control thread: {e}")))?;
-    }
 
     log.notice("initialization completed");
     log.notice(if background {
@@ -380,9 +411,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     for w in &wakers {
         w.wake();
     }
-    if let Some(p) = &unix_path {
-        let _ = std::fs::remove_file(p);
-    }
+    // Unlinks the socket (only while it is still ours).
+    drop(server);
     for t in threads {
         let _ = t.join();
     }

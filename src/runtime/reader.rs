@@ -31,6 +31,8 @@ pub struct OwnPorts {
     pub commit: u32,
     /// The flush socket (`-F`).
     pub flush: u32,
+    /// The inject socket (`DisableExternalCache`), 0 if none.
+    pub inject: u32,
 }
 
 impl OwnPorts {
@@ -40,6 +42,8 @@ impl OwnPorts {
             Origin::Commit
         } else if pid != 0 && pid == self.flush {
             Origin::Flush
+        } else if pid != 0 && pid == self.inject {
+            Origin::Inject
         } else {
             Origin::NotMe
         }
@@ -156,6 +160,8 @@ pub fn run(
         };
         if batch.overrun {
             stats.overruns.inc();
+            // NetlinkOverrunResync: the control side schedules the resync (§8.3).
+            stats.overrun_pending.store(true, Ordering::Release);
         }
         let mut n = 0u64;
         for ev in batch.iter() {

@@ -220,6 +220,8 @@ pub struct LinkThread {
     slot: usize,
     last_tick: Instant,
     current: Arc<AtomicUsize>,
+    links: Arc<parking_lot::Mutex<Vec<crate::channel::LinkStatus>>>,
+    last_status: Instant,
     pending: Pending,
     from_workers: Vec<Consumer<TxItem>>,
     cmds: Consumer<LinkCmd>,
@@ -255,6 +257,9 @@ pub struct LinkIo {
     pub shutdown: Arc<AtomicBool>,
     /// Index of the current (sending) link, for `-s`.
     pub current: Arc<AtomicUsize>,
+    /// Every link's status and counters, for `-s` / `-s link` (refreshed every 100 ms at
+    /// most, off the hot path).
+    pub links: Arc<parking_lot::Mutex<Vec<crate::channel::LinkStatus>>>,
 }
 
 impl LinkThread {
@@ -296,6 +301,8 @@ impl LinkThread {
             monitor,
             last_tick: now,
             current: io.current,
+            links: io.links,
+            last_status: now,
             pending: Pending(HashMap::default()),
             from_workers: io.from_workers,
             cmds: io.cmds,
@@ -346,6 +353,10 @@ impl LinkThread {
             }
             self.transmit(now);
             self.dispatch.flush();
+            if now.duration_since(self.last_status) >= Duration::from_millis(100) {
+                *self.links.lock() = self.pool.status();
+                self.last_status = now;
+            }
             if !busy {
                 self.sleep();
             }

@@ -29,6 +29,7 @@ use crate::cache::{
     KernelEvent as CacheEvent, ObjStatus, Origin as CacheOrigin, Outcome, PeerMsg, Secs,
 };
 use crate::ctl::render::entry::{conntrack_line, dump_line, expect_line};
+use crate::ctl::render::xml::{conntrack_xml, expect_xml};
 use crate::daemon::stats::{CacheCounters, ShardStats};
 use crate::filter::ExpFilter;
 use crate::filter::UserFilter;
@@ -48,6 +49,8 @@ pub enum Origin {
     Flush,
     /// The start-up dump or a `-R` resync: applied, not replicated.
     Dump,
+    /// Our inject socket (`DisableExternalCache`): ignored completely.
+    Inject,
 }
 
 /// What happened to a conntrack, from the event header.
@@ -140,19 +143,32 @@ pub struct TxItem {
     pub send_now: bool,
 }
 
+/// Which cache a [`Cmd::Dump`] renders, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dump {
+    /// `-i` (`exp`: `-i expect`; `xml`: `-x`).
+    Internal {
+        /// The expectation cache.
+        exp: bool,
+        /// XML lines.
+        xml: bool,
+    },
+    /// `-e`, likewise.
+    External {
+        /// The expectation cache.
+        exp: bool,
+        /// XML lines.
+        xml: bool,
+    },
+}
+
 /// A control request for one shard; the answer goes back on the enclosed channel.
 #[derive(Debug)]
 pub enum Cmd {
-    /// Render the internal cache (`-i`).
-    DumpInternal(Sender<String>),
-    /// Render the external cache (`-e`).
-    DumpExternal(Sender<String>),
+    /// Render a cache (`-i`, `-e`, with `expect` and `-x` variants).
+    Dump(Dump, Sender<String>),
     /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
     CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
-    /// Render the internal expectation cache (`-i expect`).
-    DumpInternalExp(Sender<String>),
-    /// Render the external expectation cache (`-e expect`).
-    DumpExternalExp(Sender<String>),
     /// Hand out the external expectation cache for a commit.
     CollectExternalExp(Sender<Vec<(exp::Repr, Secs)>>),
     /// Empty the internal and/or external cache; answers when done.
@@ -168,6 +184,9 @@ pub enum Cmd {
     Bulk,
     /// Apply dumped kernel entries to the internal cache without replicating them (`-R`).
     Load(Vec<KernelEvent>),
+    /// Overrun resync: apply and replicate these dumped entries (this shard's share of the
+    /// whole table), then mark every other cached entry DEAD and replicate its DEL.
+    Resync(Vec<KernelEvent>),
 }
 
 /// Static parameters of a worker.
@@ -400,6 +419,7 @@ impl Worker {
             Origin::NotMe => CacheOrigin::NotMe,
             Origin::Flush => CacheOrigin::Flush,
             Origin::Commit | Origin::Dump => CacheOrigin::Commit,
+            Origin::Inject => CacheOrigin::Inject,
         };
         let secs = self.secs(now);
         match self.internal_exp.handle_exp(secs, origin, kind, &ev.exp) {
@@ -425,6 +445,7 @@ impl Worker {
             Origin::Flush => CacheOrigin::Flush,
             // A dump line is applied like our own commit: never replicated.
             Origin::Dump => CacheOrigin::Commit,
+            Origin::Inject => CacheOrigin::Inject,
         };
         let kind = match (ev.change, ev.origin) {
             (_, Origin::Dump) | (CtChange::Update, _) => CacheEvent::Update,
@@ -513,6 +534,11 @@ impl Worker {
     fn publish_stats(&self) {
         fn copy(c: &CacheCounters, s: &CacheStats) {
             c.active.set(s.active);
+            c.objects.set(s.objects);
+            c.create_nomem.set(s.add_fail_nomem);
+            c.create_nospace.set(s.add_fail_nospace);
+            c.update_enoent.set(s.upd_fail_enoent);
+            c.destroy_enoent.set(s.del_fail_enoent);
             c.created.set(s.add_ok);
             c.create_failed.set(s.add_fail);
             c.updated.set(s.upd_ok);
@@ -522,45 +548,86 @@ impl Worker {
         }
         copy(&self.io.stats.internal, &self.internal.stats());
         copy(&self.io.stats.external, &self.external.stats());
+        copy(&self.io.stats.internal_exp, &self.internal_exp.stats());
+        copy(&self.io.stats.external_exp, &self.external_exp.stats());
+    }
+
+    /// The lines of a `-i`/`-e` dump of this shard. The caches hold only the replicated
+    /// attributes, so a line shows what the sync protocol carries (the reply tuple is the
+    /// mirrored original, as a commit would create it).
+    fn render(&self, what: Dump, secs: Secs) -> String {
+        let policy = convert::CommitPolicy::default();
+        let mut s = String::new();
+        let since = |created: Secs| u64::from(secs.saturating_sub(created));
+        match what {
+            Dump::Internal { exp: false, xml } | Dump::External { exp: false, xml } => {
+                let internal = matches!(what, Dump::Internal { .. });
+                let objs: Vec<_> = if internal {
+                    self.internal
+                        .iter()
+                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .collect()
+                } else {
+                    self.external
+                        .iter()
+                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
+                        .collect()
+                };
+                for (r, created) in objs {
+                    let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) else {
+                        continue;
+                    };
+                    ct.timeout = None;
+                    ct.protoinfo = display_protoinfo(&r);
+                    if !internal {
+                        // The external object only knows the original tuple (§3.2).
+                        ct.reply = None;
+                        ct.nat_src = None;
+                        ct.nat_dst = None;
+                    }
+                    if xml {
+                        s.push_str(&conntrack_xml(&ct));
+                        s.push('\n');
+                    } else {
+                        s.push_str(&dump_line(&conntrack_line(&ct), None, since(created)));
+                    }
+                }
+            }
+            Dump::Internal { exp: true, xml } | Dump::External { exp: true, xml } => {
+                let objs: Vec<_> = if matches!(what, Dump::Internal { .. }) {
+                    self.internal_exp
+                        .iter()
+                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .collect()
+                } else {
+                    self.external_exp
+                        .iter()
+                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
+                        .collect()
+                };
+                for (r, created) in objs {
+                    let Ok(e) = exp_kernel_from_wire(&r, secs, secs, &policy) else {
+                        continue;
+                    };
+                    if xml {
+                        s.push_str(&expect_xml(&e));
+                        s.push('\n');
+                    } else {
+                        s.push_str(&dump_line(&expect_line(&e), None, since(created)));
+                    }
+                }
+            }
+        }
+        s
     }
 
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
         let secs = self.secs(now);
-        let policy = convert::CommitPolicy::default();
         match cmd {
-            Cmd::DumpInternal(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.internal.iter() {
-                    if o.meta.status == ObjStatus::Dead {
-                        continue;
-                    }
-                    let r = o.val.unpack(k);
-                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
-                        ct.timeout = None;
-                        // Only the replicated attributes are cached: show no invented flags.
-                        ct.protoinfo = display_protoinfo(&r);
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
-                    }
-                }
-                let _ = reply.send(s);
-            }
-            Cmd::DumpExternal(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.external.iter() {
-                    let r = o.val.unpack(k);
-                    if let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) {
-                        // The external object only knows the original tuple (§3.2).
-                        ct.timeout = None;
-                        ct.reply = None;
-                        ct.nat_src = None;
-                        ct.nat_dst = None;
-                        ct.protoinfo = display_protoinfo(&r);
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since));
-                    }
-                }
-                let _ = reply.send(s);
+            Cmd::Dump(what, reply) => {
+                let _ = reply.send(self.render(what, secs));
             }
             Cmd::CollectExternal(reply) => {
                 let v = self
@@ -569,33 +636,6 @@ impl Worker {
                     .map(|(_, r, updated)| (r, updated))
                     .collect();
                 let _ = reply.send(v);
-            }
-            Cmd::DumpInternalExp(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.internal_exp.iter() {
-                    if o.meta.status == ObjStatus::Dead {
-                        continue;
-                    }
-                    if let Ok(e) =
-                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
-                    {
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&expect_line(&e), None, since));
-                    }
-                }
-                let _ = reply.send(s);
-            }
-            Cmd::DumpExternalExp(reply) => {
-                let mut s = String::new();
-                for (k, o) in self.external_exp.iter() {
-                    if let Ok(e) =
-                        exp_kernel_from_wire(&Stored::unpack(&o.val, k), secs, secs, &policy)
-                    {
-                        let since = u64::from(secs.saturating_sub(o.meta.created));
-                        s.push_str(&dump_line(&expect_line(&e), None, since));
-                    }
-                }
-                let _ = reply.send(s);
             }
             Cmd::CollectExternalExp(reply) => {
                 let v = self
@@ -624,6 +664,24 @@ impl Worker {
             Cmd::Load(evs) => {
                 for ev in &evs {
                     self.on_kernel(now, ev);
+                }
+            }
+            Cmd::Resync(evs) => {
+                let mut seen = hashbrown::HashSet::with_capacity(evs.len());
+                for ev in &evs {
+                    seen.insert(CtKey::from_conntrack(&ev.ct));
+                    self.on_kernel(now, ev);
+                }
+                let gone: Vec<CtKey> = self
+                    .internal
+                    .iter()
+                    .filter(|(k, o)| o.meta.status != ObjStatus::Dead && !seen.contains(*k))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in gone {
+                    if let Outcome::Applied { .. } = self.internal.mark_dead(secs, &key) {
+                        self.emit(key);
+                    }
                 }
             }
         }

@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use super::Stats;
 use super::ftfw::{Source, Transmit, Verdict};
 use super::seq::Seq;
-use crate::wire::{self, Datagram, Flags, Message, Messages, MsgType, Outgoing, SeqCounter};
+use super::{Stats, is_del, track_seq, without_flags};
+use crate::wire::{self, Datagram, Flags, Message, Messages, SeqCounter};
 
 /// ALARM parameters (sync-modes.md §3, defaults §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,17 @@ impl<T: Clone + Eq + Hash> Wheel<T> {
         let n = self.slots.len() as u64;
         (self.cursor..self.cursor + n)
             .find(|t| !self.slots[(t % n) as usize].is_empty())
-            .map(|t| self.epoch + self.tick * t as u32)
+            .map(|t| self.instant_of(t))
+    }
+
+    /// When `key` is due, if it has a deadline (rounded up to its tick).
+    pub fn deadline(&self, key: &T) -> Option<Instant> {
+        self.due.get(key).map(|&t| self.instant_of(t))
+    }
+
+    fn instant_of(&self, tick: u64) -> Instant {
+        let ns = u64::try_from(self.tick.as_nanos()).unwrap_or(u64::MAX);
+        self.epoch + Duration::from_nanos(ns.saturating_mul(tick))
     }
 }
 
@@ -319,6 +329,11 @@ where
     /// from `now` unless refreshed again.
     pub fn refresh_foreign(&mut self, now: Instant, key: X) {
         self.expiry.schedule(key, now + self.config.cache_timeout);
+    }
+
+    /// When foreign item `key` expires (the ` [expires in Ns]` of `conntrackd -e`, §3).
+    pub fn foreign_expires(&self, key: &X) -> Option<Instant> {
+        self.expiry.deadline(key)
     }
 
     /// The caller applied a DEL (or flushed) foreign item `key`: no expiry.
@@ -460,65 +475,11 @@ where
     }
 }
 
-/// The C `nethdr_track_seq` statistics, per sender: a gap adds `seq - last + 1` to
-/// "lost" (two more than really missing, wire-protocol.md §5), an old number counts as
-/// "before". The last number always moves to `seq`.
-pub(crate) fn track_seq<P: Clone + Eq>(
-    peers: &mut Vec<(P, Seq)>,
-    stats: &mut Stats,
-    peer: &P,
-    seq: Seq,
-) {
-    let Some(i) = peers.iter().position(|(p, _)| p == peer) else {
-        peers.push((peer.clone(), seq));
-        return;
-    };
-    let last = peers[i].1;
-    let expected = last.next();
-    if seq.after(expected) {
-        stats.rx_lost += u64::from(seq.distance(last) as u32).wrapping_add(1);
-    } else if seq.before(expected) {
-        stats.rx_before += 1;
-    }
-    peers[i].1 = seq;
-}
-
-/// `msg` with no flags (ALARM and NOTRACK never set any on data).
-pub(crate) fn without_flags(msg: Outgoing<'_>) -> Outgoing<'_> {
-    match msg {
-        Outgoing::Ct { msg_type, repr, .. } => Outgoing::Ct {
-            msg_type,
-            flags: Flags::NONE,
-            repr,
-        },
-        Outgoing::Exp { msg_type, repr, .. } => Outgoing::Exp {
-            msg_type,
-            flags: Flags::NONE,
-            repr,
-        },
-        other => other,
-    }
-}
-
-/// True for CT_DEL / EXP_DEL: a DEAD object's last message.
-pub(crate) fn is_del(msg: &Outgoing<'_>) -> bool {
-    matches!(
-        msg,
-        Outgoing::Ct {
-            msg_type: MsgType::CT_DEL,
-            ..
-        } | Outgoing::Exp {
-            msg_type: MsgType::EXP_DEL,
-            ..
-        }
-    )
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
     use crate::sync::tests::{Items, ct, hex};
-    use crate::wire::CtRepr;
+    use crate::wire::{CtRepr, MsgType, Outgoing};
 
     type Ep = Alarm<u32, u32, u8>;
 
@@ -676,6 +637,37 @@ mod test {
     }
 
     #[test]
+    fn test_update_rearms_refresh() {
+        // §3: the refresh timer is re-armed on every update, so a busy item is not sent
+        // twice in a row by event and refresh.
+        let t0 = Instant::now();
+        let mut ep = Ep::new(cfg(5, 15), t0);
+        let mut src = Items::default();
+        src.0.insert(1, (MsgType::CT_UPD, ct(1, 1)));
+        let mut seq = SeqCounter::new(0);
+        ep.queue_item(t0, 1);
+        assert_eq!(drain(&mut ep, t0, &mut seq, &src).len(), 1);
+        for i in 1..=20u32 {
+            // An update every second: the refresh never comes due.
+            let now = t0 + Duration::from_secs(u64::from(i));
+            ep.handle_timeout(now);
+            assert!(drain(&mut ep, now, &mut seq, &src).is_empty(), "{i}");
+            ep.queue_item(now, 1);
+            assert_eq!(drain(&mut ep, now, &mut seq, &src).len(), 1);
+        }
+        let last = t0 + Duration::from_secs(20);
+        // (poll_timeout may be earlier: stale wheel entries only cause spurious wakeups.)
+        let next = ep.refresh.deadline(&1).unwrap();
+        assert!(
+            next >= last + Duration::from_millis(1200) && next <= last + Duration::from_secs(6)
+        );
+        // track_item (start-up dump) schedules without sending now.
+        ep.track_item(last, 2);
+        assert_eq!(ep.tx_len(), 0);
+        assert_eq!(ep.owned_len(), 2);
+    }
+
+    #[test]
     fn test_refresh_delay_bounds() {
         // §3: random() % RefreshTime + 1 s, plus 0.199999 … 0.999999 s.
         let mut ep = Ep::new(cfg(5, 15), Instant::now());
@@ -698,6 +690,8 @@ mod test {
         ep.refresh_foreign(t0 + Duration::from_secs(10), 1);
         ep.refresh_foreign(t0, 3);
         ep.forget_foreign(&3);
+        assert_eq!(ep.foreign_expires(&3), None);
+        assert_eq!(ep.foreign_expires(&2), Some(t0 + Duration::from_secs(15)));
         let mut expired = Vec::new();
         while let Some(now) = ep.poll_timeout() {
             ep.handle_timeout(now);
@@ -713,7 +707,7 @@ mod test {
     }
 
     #[test]
-    fn test_wheel_stale_and_clamp() {
+    fn test_wheel_stale_and_rounds() {
         let t0 = Instant::now();
         let tick = Duration::from_millis(200);
         let mut w = Wheel::new(t0, tick, Duration::from_secs(1));
@@ -737,6 +731,50 @@ mod test {
             w.next_deadline(),
             Some(t0 + Duration::from_secs(3600) + tick)
         );
+    }
+
+    /// Over a 20% lossy link nothing is retransmitted, yet the periodic refresh repairs
+    /// every loss within a few periods (sync-modes.md §3: that is ALARM's whole reliability).
+    #[test]
+    fn test_lossy_link_refresh_repairs() {
+        const N: u32 = 1_000;
+        let t0 = Instant::now();
+        let mut rng = crate::sync::sim::Rng::new(11);
+        let mut tx = Ep::new(cfg(5, 15), t0);
+        let mut rx = Ep::new(cfg(5, 15), t0);
+        let mut src = Items::default();
+        for k in 0..N {
+            src.0.insert(k, (MsgType::CT_NEW, ct(k, 1)));
+            tx.queue_item(t0, k);
+        }
+        let mut seq = SeqCounter::new(1);
+        let mut got = HashSet::new();
+        let mut after_first = 0;
+        let mut buf = [0u8; 1500];
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(20) {
+            while let Some(t) = tx.poll_transmit(now, &mut seq, &src, &mut buf) {
+                if rng.chance(0.2) {
+                    continue;
+                }
+                rx.handle_datagram(now, &1, &buf[..t.size], |m| {
+                    got.insert(m.ct().unwrap().addrs);
+                })
+                .unwrap();
+            }
+            if now == t0 {
+                after_first = got.len();
+            }
+            now = tx.poll_timeout().unwrap();
+            tx.handle_timeout(now);
+        }
+        println!(
+            "ALARM 20% loss: {after_first}/{N} after the first send, {} after 20 s",
+            got.len()
+        );
+        assert!(after_first < N as usize);
+        assert_eq!(got.len(), N as usize);
+        assert!(rx.stats().rx_lost > 0);
     }
 
     /// 10k owned entries at RefreshTime 5 s for 60 s of virtual time, and a peer that

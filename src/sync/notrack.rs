@@ -21,11 +21,10 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use super::Stats;
-use super::alarm::{is_del, track_seq, without_flags};
 use super::ftfw::{Source, Transmit, Verdict};
 use super::seq::Seq;
 use super::timer::{Timer, TimerTable};
+use super::{Stats, is_del, track_seq, without_flags};
 use crate::wire::{
     self, CtRepr, Datagram, ExpRepr, Flags, Kind, Message, Messages, MsgType, Outgoing, SeqCounter,
 };
@@ -324,7 +323,7 @@ where
                 Ok(_) => {}
                 Err(wire::Error::Full) => break,
                 // It does not fit behind the direct messages: send those alone first.
-                Err(wire::Error::TooBig) if used > 0 && dgram.is_empty() => break,
+                Err(wire::Error::TooBig) if used > 0 => break,
                 Err(_) => {
                     self.stats.unsendable += 1;
                     if let TxItem::Data(key) = item {
