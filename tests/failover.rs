@@ -34,7 +34,7 @@ fn ours() -> Node {
 /// the first retransmission after a ~1 s takeover lands within about 6 s.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(12);
 
-/// What one failover measured.
+/// What one takeover measured.
 #[derive(Debug)]
 struct Measured {
     takeover: Duration,
@@ -44,8 +44,8 @@ struct Measured {
 }
 
 /// Builds the cluster with `nodes`, streams through fw1, hard-fails fw1 and checks that fw2
-/// took over with the connection intact.
-fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> Measured {
+/// took over with the connection intact. Returns the testbed and stream for more steps.
+fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> (Testbed, Stream, Measured) {
     let mut tb = Testbed::start(nodes, mode);
     let stream = Stream::open(&tb);
     let port = stream.client_port;
@@ -64,43 +64,66 @@ fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> Measured {
     tb.wait(Duration::from_secs(5), "20 echoes through fw1", |_| {
         stream.echoes() >= 20
     });
-    let echoes_before = stream.echoes();
-
+    let runs = tb.fws[1].primary_runs();
     let failed_at = Instant::now();
     tb.hard_fail(0);
-    tb.wait(Duration::from_secs(10), "fw2 to take the VIPs", |tb| {
-        tb.master() == Some(1)
+    let m = takeover(label, &tb, &stream, 1, failed_at, runs);
+    (tb, stream, m)
+}
+
+/// Checks that firewall `new` takes the VIPs after the event at `since`, that its notify
+/// script runs the primary transition (run number `runs + 1`) with a successful `-c`, that
+/// its daemon logged a non-empty commit, that its kernel then holds the stream ESTABLISHED
+/// and that the stream resumes without reset. Prints the measurements.
+fn takeover(
+    label: &str,
+    tb: &Testbed,
+    stream: &Stream,
+    new: usize,
+    since: Instant,
+    runs: usize,
+) -> Measured {
+    let fw = &tb.fws[new];
+    let port = stream.client_port;
+    let echoes_before = stream.echoes();
+    tb.wait(Duration::from_secs(10), "the VIPs to move", |tb| {
+        tb.master() == Some(new)
     });
     let took_over = Instant::now();
     tb.wait(
         Duration::from_secs(10),
-        "fw2's notify script (primary)",
-        |tb| tb.fws[1].notify_log().contains("primary: done"),
+        "the notify script (primary)",
+        |_| fw.primary_runs() > runs,
     );
-    let notify_done = failed_at.elapsed();
-    let notify = tb.fws[1].notify_log();
-    if !notify.contains("primary: conntrackd -c -> exit 0") {
-        tb.fail("fw2's notify script did not run `conntrackd -c` successfully");
+    let notify_done = since.elapsed();
+    let notify = fw.notify_log();
+    if notify.matches("primary: conntrackd -c -> exit 0").count() <= runs {
+        tb.fail(&format!(
+            "{}'s notify script did not run `conntrackd -c` successfully",
+            fw.name
+        ));
     }
-    let log = tb.fws[1].daemon_log();
-    let Some(committed) = log.lines().find(|l| l.contains("Committed ")) else {
-        tb.fail("fw2's conntrackd did not log a commit");
+    let log = fw.daemon_log();
+    let Some(committed) = log.lines().rev().find(|l| l.contains("Committed ")) else {
+        tb.fail(&format!("{}'s conntrackd did not log a commit", fw.name));
     };
     if committed.contains("Committed 0 new entries") {
-        tb.fail("fw2's conntrackd committed nothing");
+        tb.fail(&format!("{}'s conntrackd committed nothing", fw.name));
     }
     let commit = log
         .lines()
+        .rev()
         .find_map(|l| l.split("commit has taken ").nth(1))
         .unwrap_or("(no time logged)")
         .to_owned();
-    match tb.fws[1].kernel_flow(port) {
+    match fw.kernel_flow(port) {
         Some(l) if l.contains("ESTABLISHED") => {}
         other => tb.fail(&format!(
-            "fw2's kernel does not hold the stream ESTABLISHED after the commit: {other:?}"
+            "{}'s kernel does not hold the stream ESTABLISHED after the commit: {other:?}",
+            fw.name
         )),
     }
-    let gap = match stream.outcome(failed_at, took_over, RESUME_TIMEOUT) {
+    let gap = match stream.outcome(since, took_over, RESUME_TIMEOUT) {
         Outcome::Resumed { gap } => gap,
         other => tb.fail(&format!("{label}: the stream did not survive: {other:?}")),
     };
@@ -114,29 +137,54 @@ fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> Measured {
     if let Some(e) = stream.error() {
         tb.fail(&format!("{label}: the stream failed after resuming: {e}"));
     }
-    // Packets of the stream that reached fw2 before its commit (keepalived moves the VIPs
-    // before the notify script runs) are INVALID there; usually none, as the client's next
-    // retransmission comes later.
-    let invalid = tb.fws[1].invalid_drops();
+    // Packets of the stream that reached the new master before its commit (keepalived moves
+    // the VIPs before the notify script runs) are INVALID there; usually none, as the
+    // client's next retransmission comes later.
+    let invalid = fw.invalid_drops();
     let m = Measured {
-        takeover: took_over - failed_at,
+        takeover: took_over - since,
         notify_done,
         commit,
         gap,
     };
     eprintln!(
-        "{label}: takeover {:.2} s, notify script done {:.2} s after the failure, {} \
-         ({}), fw2 dropped {invalid} packets as INVALID, stream silent for \
-         {:.2} s, {} echoes before / {} after, no reset",
+        "{label}: takeover by {} {:.2} s, notify script done {:.2} s after the event, {} \
+         ({}), {} dropped {invalid} packets as INVALID, stream silent for {:.2} s, {} \
+         echoes before / {} after, no reset",
+        fw.name,
         m.takeover.as_secs_f64(),
         m.notify_done.as_secs_f64(),
         committed.split("] ").last().unwrap_or(committed),
         m.commit.trim(),
+        fw.name,
         m.gap.as_secs_f64(),
         echoes_before,
         stream.echoes(),
     );
     m
+}
+
+/// Failover, then fw1 comes back as after a reboot (empty conntrack table, fresh daemon):
+/// its notify script's backup transition asks fw2 for a resync (`-n`), fw1 preempts with its
+/// higher priority and commits what fw2 sent, and the stream moves back without reset.
+fn failback(label: &str, nodes: [Node; 2]) {
+    let (mut tb, stream, _) = failover(label, nodes, SyncMode::Ftfw);
+    let runs = tb.fws[0].primary_runs();
+    let restored_at = Instant::now();
+    tb.restore(0);
+    takeover(
+        &format!("{label} failback"),
+        &tb,
+        &stream,
+        0,
+        restored_at,
+        runs,
+    );
+    let notify = tb.fws[0].notify_log();
+    // Once at the first start, once after the reboot.
+    if notify.matches("backup: conntrackd -n -> exit 0").count() < 2 {
+        tb.fail("fw1's notify script did not request a resync on its way back");
+    }
 }
 
 /// The same failover with no conntrackd on either firewall: the stream must stall (or be
@@ -175,6 +223,16 @@ fn control(label: &str, mode: SyncMode) {
 #[test]
 fn failover_c_ftfw() {
     failover("C/C FTFW", [c(), c()], SyncMode::Ftfw);
+}
+
+#[test]
+fn failback_c_ftfw() {
+    failback("C/C FTFW", [c(), c()]);
+}
+
+#[test]
+fn failback_ours_ftfw() {
+    failback("ours/ours FTFW", [ours(), ours()]);
 }
 
 #[test]

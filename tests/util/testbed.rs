@@ -20,7 +20,7 @@
 //! SIGKILL is not a crash: [`Testbed::hard_fail`] freezes, unplugs, then kills).
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -84,9 +84,40 @@ pub(crate) struct Firewall {
     /// This node's files: keepalived.conf, keepalived.log, notify.log (and the conntrackd
     /// config for [`Node::NoDaemon`]).
     dir: PathBuf,
+    /// 0 for fw1, 1 for fw2.
+    index: usize,
+    node: Node,
+    mode: SyncMode,
 }
 
 impl Firewall {
+    /// Starts this node's conntrackd (if any), then keepalived with our template and notify
+    /// script pointed at that daemon.
+    fn boot(&mut self) {
+        let i = self.index;
+        let config = sync_config(self.mode, i + 1, 2 - i);
+        let (bin, conf) = match &self.node {
+            Node::NoDaemon => {
+                let conf = self.dir.join("conntrackd.conf");
+                fs::write(&conf, &config).expect("write conntrackd.conf");
+                (PathBuf::from("/bin/false"), conf)
+            }
+            Node::Daemon(bin) => {
+                let d = CDaemon::start_bin(bin, &self.ns, &config);
+                let conf = d.conf_path();
+                self.daemon = Some(d);
+                (bin.clone(), conf)
+            }
+        };
+        let priority = if i == 0 { 150 } else { 100 };
+        self.keepalived = Some(start_keepalived(self, priority, &bin, &conf));
+    }
+
+    /// How many times the notify script finished the `primary` transition.
+    pub(crate) fn primary_runs(&self) -> usize {
+        self.notify_log().matches("primary: done").count()
+    }
+
     /// The notify script's report so far (one line per conntrackd call).
     pub(crate) fn notify_log(&self) -> String {
         fs::read_to_string(self.dir.join("notify.log")).unwrap_or_default()
@@ -231,29 +262,18 @@ impl Testbed {
             let name = ["fw1", "fw2"][i];
             let fw_dir = dir.join(name);
             fs::create_dir(&fw_dir).expect("mkdir fw dir");
-            let config = sync_config(mode, i + 1, 2 - i);
-            let (daemon, bin, conf) = match node {
-                Node::NoDaemon => {
-                    let conf = fw_dir.join("conntrackd.conf");
-                    fs::write(&conf, &config).expect("write conntrackd.conf");
-                    (None, PathBuf::from("/bin/false"), conf)
-                }
-                Node::Daemon(bin) => {
-                    let d = CDaemon::start_bin(&bin, &ns, &config);
-                    let conf = d.conf_path();
-                    (Some(d), bin, conf)
-                }
-            };
-            fws.push(Firewall {
+            let mut fw = Firewall {
                 name,
+                index: i,
+                node,
+                mode,
                 keepalived: None,
-                daemon,
+                daemon: None,
                 ns,
                 dir: fw_dir,
-            });
-            let fw = fws.last_mut().expect("just pushed");
-            let priority = if i == 0 { 150 } else { 100 };
-            fw.keepalived = Some(start_keepalived(fw, priority, &bin, &conf));
+            };
+            fw.boot();
+            fws.push(fw);
         }
         let fws: [Firewall; 2] = fws.try_into().expect("two firewalls");
         let tb = Self {
@@ -313,6 +333,29 @@ impl Testbed {
                 d.try_wait().is_some()
             });
         }
+    }
+
+    /// Brings a hard-failed firewall back as after a reboot: empty conntrack table, links
+    /// up, a fresh conntrackd and keepalived. It starts as BACKUP; with the higher priority
+    /// fw1 then preempts.
+    pub(crate) fn restore(&mut self, i: usize) {
+        let fw = &mut self.fws[i];
+        assert!(fw.keepalived.is_none(), "{} was not failed", fw.name);
+        fw.daemon = None;
+        fw.ns.expect_ok(&["conntrack", "-F"]);
+        // A rebooted node has a fresh /run: keepalived refuses to start ("daemon is already
+        // running") when a stale pid file names a pid that has been reused meanwhile.
+        for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
+            let _ = fs::remove_file(fw.dir.join(f));
+        }
+        // keepalived died holding the VIPs; a rebooted node has none.
+        for (link, vip) in [("lan0", LAN_VIP), ("wan0", WAN_VIP)] {
+            let _ = fw.ns.exec(&["ip", "addr", "del", vip, "dev", link]);
+        }
+        for link in ["lan0", "wan0", "sync0"] {
+            fw.ns.link_set(link, true);
+        }
+        fw.boot();
     }
 
     /// Polls `cond` every 20 ms; after `timeout` panics with `what` and every log.
@@ -448,7 +491,12 @@ fn start_keepalived(fw: &Firewall, priority: u32, bin: &Path, conf: &Path) -> Ch
     }
     let conf_path = d("keepalived.conf");
     fs::write(&conf_path, text).expect("write keepalived.conf");
-    let log = File::create(fw.dir.join("keepalived.log")).expect("create keepalived.log");
+    // Appended to: a restored node's log follows its first life.
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(fw.dir.join("keepalived.log"))
+        .expect("open keepalived.log");
     let log2 = log.try_clone().expect("dup log");
     fw.ns
         .command(&[
