@@ -269,7 +269,7 @@ wait_for 10 "fw1's notify script" grep -q "primary: done" "$DIR/fw1/notify.log"
 
 # ----------------------------------------------------------------- traffic --
 
-step "Opening traffic through fw1: 1 long-lived TCP stream, 4 more TCP, 4 UDP flows"
+step "Opening a long-lived TCP stream through fw1 (client port $STREAM_PORT, a numbered line every 0.1 s, echoed)"
 nsx server socat TCP-LISTEN:$PORT_TCP,fork,reuseaddr EXEC:cat >/dev/null 2>&1 </dev/null &
 nsx server socat -u UDP-RECV:$PORT_UDP /dev/null >/dev/null 2>&1 </dev/null &
 sleep 0.3
@@ -289,16 +289,6 @@ sleep 0.3
     echo "$?" >"$DIR/stream.exit"
 ) 2>"$DIR/stream.err" | perl -MTime::HiRes=time -ne '$| = 1; printf "%.3f %s", time, $_' >"$DIR/stream.log" &
 BG_PIDS="$BG_PIDS $!"
-# Quieter flows: TCP connections that send a line every second, UDP flows from
-# distinct source ports.
-for k in 1 2 3 4; do
-    (while :; do echo "tcp$k"; sleep 1; done) |
-        nsx client socat - TCP:10.232.1.10:$PORT_TCP >/dev/null 2>&1 &
-    BG_PIDS="$BG_PIDS $!"
-    (while :; do echo "udp$k"; sleep 0.5; done) |
-        nsx client socat - UDP-SENDTO:10.232.1.10:$PORT_UDP,sourceport=$((40000 + k)) >/dev/null 2>&1 &
-    BG_PIDS="$BG_PIDS $!"
-done
 wait_for 10 "the TCP stream's first echo" test -s "$DIR/stream.log"
 
 last_echo() { tail -n 1 "$DIR/stream.log" 2>/dev/null | awk '{ print $2 }'; }
@@ -315,11 +305,26 @@ progress() {
     printf "$CR    %s | %s | stream echo #%s" "$(fw_caches fw1)" "$(fw_caches fw2)" "$(last_echo)"
 }
 
-step "Replication, live (internal cache = this node's flows, external = the peer's)"
-i=0
-while [ $i -lt 12 ]; do
+step "Replication, live: 4 more TCP and 4 UDP flows open (internal cache = this node's flows, external = the peer's)"
+progress
+# Quieter flows, one at a time so that the caches visibly fill: TCP connections
+# that send a line every second, UDP flows from distinct source ports.
+for k in 1 2 3 4; do
+    (while :; do echo "tcp$k"; sleep 1; done) |
+        nsx client socat - TCP:10.232.1.10:$PORT_TCP >/dev/null 2>&1 &
+    BG_PIDS="$BG_PIDS $!"
+    sleep 0.3
     progress
+    (while :; do echo "udp$k"; sleep 0.5; done) |
+        nsx client socat - UDP-SENDTO:10.232.1.10:$PORT_UDP,sourceport=$((40000 + k)) >/dev/null 2>&1 &
+    BG_PIDS="$BG_PIDS $!"
+    sleep 0.3
+    progress
+done
+i=0
+while [ $i -lt 4 ]; do
     sleep 0.4
+    progress
     i=$((i + 1))
 done
 echo
@@ -350,18 +355,23 @@ grep " primary" "$DIR/fw2/notify.log" | sed 's/^/      /'
 note "fw2's conntrackd log about the commit:"
 grep -i -E "commit" "$DIR/fw2/conntrackd.log" | sed 's/^/      /'
 
-# The stream resumes when the client's TCP retransmits after the takeover.
-resumed() { [ "$(last_echo)" -gt "$before" ]; }
+# The stream resumes when the client's TCP retransmits after the takeover: an
+# echo stamped after fw2 took the addresses (fw1 was long gone by then).
+resumed() { tail -n 1 "$DIR/stream.log" | awk -v t="$T_MASTER" '$1 > t + 0 { ok = 1 } END { exit !ok }'; }
 wait_for 20 "the TCP stream to resume through fw2" resumed
 # The longest silence between two echoes, from the last one before the failure on.
 gap=$(awk -v f="$T_FAIL" '
     $1 <= f { prev = $1; next }
     { if (prev != "" && $1 - prev > max) max = $1 - prev; prev = $1 }
     END { printf "%.2f", max }' "$DIR/stream.log")
+# Still flowing a second later (at least 5 more echoes), and never reset.
+n=$(last_echo)
 sleep 1
 if [ -e "$DIR/stream.exit" ]; then
     die "the TCP stream ended (socat exit $(cat "$DIR/stream.exit")): it was reset"
 fi
+[ "$(last_echo)" -ge $((n + 5)) ] ||
+    die "the TCP stream stalled again after resuming (echo #$n, then #$(last_echo) a second later)"
 step "The long-lived TCP connection survived"
 note "fw2's kernel entry for it (committed from the replicated state):"
 nsx fw2 conntrack -L -p tcp --sport $STREAM_PORT --dport $PORT_TCP 2>/dev/null | sed 's/^/      /'

@@ -406,8 +406,9 @@ impl Testbed {
 }
 
 /// The firewalls' ruleset: forward only established/related plus a bare SYN to the server
-/// port; INVALID is counted and dropped. The input chain only makes conntrack's use explicit
-/// (VRRP and sync traffic are accepted).
+/// port; INVALID is counted and dropped. There is no input chain: VRRP and the sync traffic
+/// are accepted. The `ct state` rules make conntrack track everything in the namespace, so
+/// both firewalls load the same ruleset (the backup must track to match committed entries).
 fn firewall_ruleset() -> String {
     format!(
         "add table {FW_TABLE}\n\
