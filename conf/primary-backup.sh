@@ -46,9 +46,14 @@ say() {
     level=$1
     shift
     if [ -n "$CONNTRACKD_NOTIFY_LOG" ]; then
+        # Milliseconds where date(1) knows %N (GNU), whole seconds elsewhere.
+        stamp=$(date -u '+%Y-%m-%dT%H:%M:%S.%N')
+        case $stamp in
+        *N) stamp=$(date -u '+%Y-%m-%dT%H:%M:%S') ;;
+        *) stamp=${stamp%??????} ;;
+        esac
         printf '%s primary-backup.sh[%s] %s %s: %s\n' \
-            "$(date -u '+%Y-%m-%dT%H:%M:%S')" "$$" "$level" "$STATE" "$*" \
-            >>"$CONNTRACKD_NOTIFY_LOG"
+            "$stamp" "$$" "$level" "$STATE" "$*" >>"$CONNTRACKD_NOTIFY_LOG"
     else
         logger -t primary-backup.sh -p "daemon.$level" -- "$STATE: $*"
     fi

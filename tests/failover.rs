@@ -161,6 +161,12 @@ fn takeover(
         echoes_before,
         stream.echoes(),
     );
+    // The notify script's steps of this takeover, with their times.
+    let last_run = notify.rfind("taking over").unwrap_or(0);
+    let start = notify[..last_run].rfind('\n').map_or(0, |i| i + 1);
+    for line in notify[start..].lines().filter(|l| l.contains(" primary: ")) {
+        eprintln!("    {line}");
+    }
     m
 }
 
@@ -238,6 +244,16 @@ fn failback_ours_ftfw() {
 #[test]
 fn failover_c_alarm() {
     failover("C/C ALARM", [c(), c()], SyncMode::Alarm);
+}
+
+#[test]
+fn failover_c_notrack() {
+    failover("C/C NOTRACK", [c(), c()], SyncMode::Notrack);
+}
+
+#[test]
+fn failover_ours_notrack() {
+    failover("ours/ours NOTRACK", [ours(), ours()], SyncMode::Notrack);
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub(crate) enum SyncMode {
     Ftfw,
     /// Periodic refresh of every entry (`Mode ALARM { RefreshTime 1 CacheTimeout 10 }`).
     Alarm,
+    /// Best effort, no acknowledgements (`Mode NOTRACK { }`).
+    Notrack,
 }
 
 /// Failover tests build the same topology with timing-sensitive VRRP; running two at once on
@@ -431,6 +433,7 @@ fn sync_config(mode: SyncMode, me: usize, peer: usize) -> String {
     let mode_block = match mode {
         SyncMode::Ftfw => "Mode FTFW { }",
         SyncMode::Alarm => "Mode ALARM {\n\t\tRefreshTime 1\n\t\tCacheTimeout 10\n\t}",
+        SyncMode::Notrack => "Mode NOTRACK { }",
     };
     let filter = "\tFilter From Userspace {\n\
                   \t\tProtocol Accept {\n\t\t\tTCP\n\t\t\tUDP\n\t\t}\n\
