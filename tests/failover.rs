@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::daemon::DIR;
-use crate::util::testbed::{Node, Outcome, Stream, SyncMode, Testbed, repo_file};
+use crate::util::testbed::{
+    Flows, Node, Outcome, Stream, SyncMode, Testbed, bulk_established, repo_file,
+};
 use crate::util::{
     C_CONNTRACKD, NetNs, OUR_CONNTRACKD, TempDir, Veth, enable_conntrack, udp_config, wait_until,
 };
@@ -190,6 +192,41 @@ fn failback(label: &str, nodes: [Node; 2]) {
     // Once at the first start, once after the reboot.
     if notify.matches("backup: conntrackd -n -> exit 0").count() < 2 {
         tb.fail("fw1's notify script did not request a resync on its way back");
+    }
+}
+
+/// A failover with `n` more idle connections through fw1: fw2 must commit all of them
+/// (and the stream), and its kernel must then hold them ESTABLISHED.
+fn failover_bulk(label: &str, nodes: [Node; 2], n: usize) {
+    let mut tb = Testbed::start(nodes, SyncMode::Ftfw);
+    let flows = Flows::open(&tb, n);
+    let stream = Stream::open(&tb);
+    tb.wait(
+        Duration::from_secs(10),
+        "fw1's kernel to hold the bulk connections",
+        |tb| bulk_established(&tb.fws[0]) >= flows.len(),
+    );
+    tb.wait(
+        Duration::from_secs(10),
+        "fw2's external cache to hold the stream",
+        |tb| tb.fws[1].external_has(stream.client_port),
+    );
+    let runs = tb.fws[1].primary_runs();
+    let failed_at = Instant::now();
+    tb.hard_fail(0);
+    takeover(label, &tb, &stream, 1, failed_at, runs);
+    let held = bulk_established(&tb.fws[1]);
+    let log = tb.fws[1].daemon_log();
+    let committed = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Committed "))
+        .unwrap_or("");
+    eprintln!("{label}: fw2 holds {held} of {n} bulk connections ESTABLISHED; {committed}");
+    if held < n {
+        tb.fail(&format!(
+            "fw2 holds only {held} of the {n} bulk connections after the commit"
+        ));
     }
 }
 
@@ -368,4 +405,14 @@ fn notify_script_branches_c() {
             init), so the script's -t and -n right after it fail; daemon bug, not the script's"]
 fn notify_script_branches_ours() {
     notify_script_branches(OUR_CONNTRACKD);
+}
+
+#[test]
+fn failover_c_ftfw_500_flows() {
+    failover_bulk("C/C FTFW + 500 flows", [c(), c()], 500);
+}
+
+#[test]
+fn failover_ours_ftfw_500_flows() {
+    failover_bulk("ours/ours FTFW + 500 flows", [ours(), ours()], 500);
 }

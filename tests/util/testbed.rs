@@ -38,6 +38,8 @@ use super::{TempDir, run, wait_until};
 pub(crate) const SERVER_PORT: u16 = 5000;
 /// The server's address.
 pub(crate) const SERVER_ADDR: &str = "10.232.1.10";
+/// The server's second address, for [`Flows`] (so they never meet the [`Stream`]).
+pub(crate) const BULK_ADDR: &str = "10.232.1.11";
 /// The client's address.
 pub(crate) const CLIENT_ADDR: &str = "10.231.1.10";
 /// The floating gateway addresses keepalived moves (with prefix length).
@@ -237,7 +239,13 @@ impl Testbed {
             (&fw2, "lan0", "10.231.1.3/24", "fw2-lan", "brlan"),
             (&fw1, "wan0", "10.232.1.2/24", "fw1-wan", "brwan"),
             (&fw2, "wan0", "10.232.1.3/24", "fw2-wan", "brwan"),
-            (&server, "eth0", "10.232.1.10/24", "srv", "brwan"),
+            (
+                &server,
+                "eth0",
+                "10.232.1.10/24 10.232.1.11/24",
+                "srv",
+                "brwan",
+            ),
         ] {
             Veth::connect(ns, ifname, addr, &sw, port, "");
             sw.enslave(port, br);
@@ -419,7 +427,7 @@ fn firewall_ruleset() -> String {
          chain forward {{ type filter hook forward priority filter; policy drop;\n\
          ct state invalid counter drop\n\
          ct state established,related counter accept\n\
-         ip daddr {SERVER_ADDR} tcp dport {SERVER_PORT} tcp flags & (fin | syn | rst | ack) == syn \
+         ip daddr {{ {SERVER_ADDR}, {BULK_ADDR} }} tcp dport {SERVER_PORT} tcp flags & (fin | syn | rst | ack) == syn \
          ct state new counter accept\n\
          }}\n\
          }}\n"
@@ -726,4 +734,80 @@ impl Drop for Stream {
             let _ = t.join();
         }
     }
+}
+
+/// Many idle TCP connections client -> [`BULK_ADDR`]:[`SERVER_PORT`], held open, so that a
+/// failover has a real table to replicate and commit.
+#[derive(Debug)]
+pub(crate) struct Flows {
+    client_side: Vec<TcpStream>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<Vec<TcpStream>>>,
+}
+
+impl Flows {
+    /// Opens `n` connections through the cluster; panics (with the logs) if one fails.
+    pub(crate) fn open(tb: &Testbed, n: usize) -> Self {
+        let addr: SocketAddr = format!("{BULK_ADDR}:{SERVER_PORT}").parse().expect("addr");
+        let listener = tb
+            .server
+            .run_in(|| TcpListener::bind(addr))
+            .expect("bind the bulk server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor_stop = Arc::clone(&stop);
+        let acceptor = thread::spawn(move || {
+            let mut held = Vec::new();
+            while !acceptor_stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            held
+        });
+        let client_side = tb.client.run_in(|| {
+            (0..n)
+                .map(|i| {
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| {
+                        tb.fail(&format!("bulk connection {i} of {n} failed: {e}"))
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        Self {
+            client_side,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// How many connections are open.
+    pub(crate) fn len(&self) -> usize {
+        self.client_side.len()
+    }
+}
+
+impl Drop for Flows {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// ESTABLISHED TCP entries towards [`BULK_ADDR`] in `fw`'s kernel.
+pub(crate) fn bulk_established(fw: &Firewall) -> usize {
+    let out = fw.ns.exec(&[
+        "conntrack",
+        "-L",
+        "-p",
+        "tcp",
+        "-d",
+        BULK_ADDR,
+        "--state",
+        "ESTABLISHED",
+    ]);
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
