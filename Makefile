@@ -47,3 +47,16 @@ demo:
 
 clean:
 	$(CARGO) clean
+
+# Hot-path micro-benchmarks (bench/micro/*.rs): plain mains printing ns/op, each under ~10 s.
+# Absolute numbers are noisy on a shared VM; `make profile` gives the repeatable counts.
+MICRO_BENCHES := micro-wire micro-netlink micro-cache micro-filter micro-ring micro-hotpath
+.PHONY: bench-micro profile
+bench-micro:
+	$(CARGO) build --release -p conntrackd-bench
+	@for b in $(MICRO_BENCHES); do $(CARGO) run --release -q -p conntrackd-bench --bin $$b || exit 1; echo; done
+
+# Instructions per replicated event (callgrind) and a perf flame graph of the hot path.
+profile:
+	perf/callgrind.sh
+	perf/flamegraph.sh

@@ -125,6 +125,12 @@ pub trait Link: fmt::Debug + Send {
 
     /// The counters.
     fn stats(&self) -> &LinkStats;
+
+    /// TCP only: `(server side has a peer, client side connected)` for `-s`'s
+    /// "server=… client=…" header; `None` for datagram links.
+    fn tcp_state(&self) -> Option<(bool, bool)> {
+        None
+    }
 }
 
 /// Opens the sockets of one dedicated link from its config block, in the calling thread's

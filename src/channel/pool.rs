@@ -64,6 +64,8 @@ pub struct LinkStatus {
     pub active: bool,
     /// Counters.
     pub stats: LinkStats,
+    /// TCP: `(server side has a peer, client side connected)`.
+    pub tcp: Option<(bool, bool)>,
 }
 
 impl LinkStatus {
@@ -314,6 +316,7 @@ impl LinkPool {
                 state: IfState::from_flags(self.flags[i]),
                 active: i == self.current,
                 stats: *l.stats(),
+                tcp: l.tcp_state(),
             })
             .collect()
     }
@@ -466,6 +469,7 @@ mod tests {
                 bytes_sent: 12,
                 ..LinkStats::default()
             },
+            tcp: None,
         };
         let mut s = String::new();
         st.render(&mut s);

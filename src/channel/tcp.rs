@@ -316,6 +316,10 @@ impl TcpLink {
 }
 
 impl Link for TcpLink {
+    fn tcp_state(&self) -> Option<(bool, bool)> {
+        Some((self.has_peer(), self.is_connected()))
+    }
+
     fn send_batch(&mut self, datagrams: &[&[u8]]) -> io::Result<usize> {
         self.tick();
         let mut done = 0;

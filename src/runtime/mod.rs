@@ -14,10 +14,16 @@
 //!   can poll together with its timers and sockets) instead of spinning. The producer rings
 //!   the eventfd only when the worker said it was going to sleep, so a busy worker costs the
 //!   reader no syscall.
-//! * batched **sender** threads own the sync links.
+//! * one **link thread** ([`sender`]) owns the dedicated links (`channel::LinkPool`,
+//!   `sendmmsg`/`recvmmsg`, failover), the sync endpoint (FTFW, ALARM or NOTRACK) and the
+//!   daemon's single sequence counter. Workers hand it transmit requests (key + current
+//!   payload) on SPSC rings; what it receives is dispatched back to the owning shard by
+//!   [`receiver`]. FTFW's sender and receiver halves share the resend queue, so they live in
+//!   this one thread and need no lock.
 //!
-//! This module holds only the building blocks; they depend on nothing else in the crate but
-//! [`crate::sys`].
+//! [`placement`], [`ring`] and [`wake`] are the building blocks and depend only on
+//! [`crate::sys`]; [`reader`], [`worker`], [`sender`] and [`receiver`] are the threads
+//! themselves, started by [`crate::daemon`].
 
 pub mod placement;
 pub mod reader;

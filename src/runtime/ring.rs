@@ -15,7 +15,7 @@
 //! allocates nothing and every atomic read-modify-write is paid once per batch. A
 //! per-item `ArrayQueue<T>` pays a CAS and a shared slot stamp per item instead; a
 //! hand-written SPSC ring would need `UnsafeCell`/`MaybeUninit`, and `unsafe` is confined to
-//! `sys/`. `examples/ring_bench.rs` compares all three: from batches of 32 up the per-batch
+//! `sys/`. `bench/micro/ring.rs` compares all three: from batches of 32 up the per-batch
 //! design was within noise of the hand-written ring or faster, and 5-15 times cheaper per
 //! item than the per-item queue (numbers in the commit that introduced it). Single-item
 //! [`Producer::push`] still works (a batch of one) but is the slow path, several times

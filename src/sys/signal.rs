@@ -101,3 +101,19 @@ pub fn detach() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Keeps large allocations on the heap instead of fresh `mmap`s: the rings hand batch
+/// vectors of a few hundred KiB back and forth, and glibc's default (mmap above 128 KiB,
+/// unmap on free) turned every batch into page faults and page clearing (seen in `perf`
+/// as `clear_page_erms` under `memmove`).
+pub fn tune_allocator() {
+    // SAFETY: mallopt only changes glibc's allocation thresholds; the arguments are valid
+    // option numbers and sizes. Called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}

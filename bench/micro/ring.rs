@@ -1,6 +1,7 @@
 //! Micro-benchmark of the reader → worker ring (`conntrackd::runtime::ring`).
 //!
-//! Run with `cargo run --release --example ring_bench`. Prints the cost per item of push + pop
+//! Run with `cargo run --release -p conntrackd-bench --bin micro-ring [-- --runs N --scale F]`
+//! (or `make bench-micro`). Prints the cost per item of push + pop
 //! on one thread and from a producer thread to a consumer thread, for batch sizes 1, 32 and
 //! 256, for:
 //!
@@ -16,7 +17,7 @@
 //! credited for skipping the items.
 //!
 //! Absolute numbers are noise on a shared 2-core VM: compare rows within one run.
-//! This file belongs in `bench/micro/ring.rs` once the `bench` crate exists.
+//! (Moved here from `examples/ring_bench.rs`; its history has the earlier designs.)
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conntrackd::runtime::{Placement, Ring, Waker, pin_current};
+use conntrackd_bench::{Opts, header};
 use crossbeam::queue::ArrayQueue;
 
 const CAPACITY: usize = 4096;
@@ -36,13 +38,13 @@ type Fat = [u64; 8];
 type Sample = (Duration, u64, Option<u64>);
 
 fn main() {
+    let opts = Opts::from_args(5);
+    header("micro-ring", &opts);
     let cpus = conntrackd::runtime::placement::available_cpus();
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>().ok());
-    let items = args.next().flatten().unwrap_or(2_000_000);
-    let runs = args.next().flatten().unwrap_or(7);
-    println!(
-        "ring_bench: {items} items per run, {runs} runs per row, capacity {CAPACITY}, cpus {cpus:?}"
-    );
+    // 1M items keeps the whole table (18 rows) within about 10 s on the 2-core VM.
+    let items = opts.n(1_000_000) as u64;
+    let runs = opts.runs;
+    println!("{items} items per run, capacity {CAPACITY}, cpus {cpus:?}");
     println!(
         "{:<46} {:>5} {:>9} {:>9} {:>11}",
         "case", "batch", "min ns", "median ns", "wake writes"
