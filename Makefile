@@ -40,8 +40,11 @@ perf:
 bench:
 	@echo "bench: not yet — the side-by-side benchmark is issue 5"; exit 1
 
+# Two firewalls in namespaces, keepalived + conntrackd, a hard failover (tests/demo/README.md).
+# CONNTRACKD=/usr/sbin/conntrackd runs it with Debian's C daemon; SYNC_MODE=ALARM switches mode.
 demo:
-	@echo "demo: not yet — the two-firewall demo lands with issue 4 (control plane and HA)"; exit 1
+	@if [ -z "$$CONNTRACKD" ]; then $(CARGO) build --release --bin conntrackd; fi
+	./tests/demo/demo.sh
 
 clean:
 	$(CARGO) clean

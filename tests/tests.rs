@@ -5,6 +5,7 @@ mod channel;
 mod check_config;
 mod config;
 mod ctl;
+mod failover;
 mod harness;
 mod interop;
 mod netlink_kernel;
