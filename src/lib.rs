@@ -17,6 +17,7 @@ pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod filter;
 pub mod netlink;
 pub mod runtime;

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 
 fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let needs_daemon = match inv.command {
+    match inv.command {
         Command::Version => {
             writeln!(
                 out,
@@ -54,9 +54,8 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             out.write_all(cli::USAGE.as_bytes())?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::CheckConfig => false,
-        Command::Daemon { .. } | Command::Client(_) => true,
-    };
+        Command::CheckConfig | Command::Daemon { .. } | Command::Client(_) => {}
+    }
     // As the C daemon, every mode (client ones included) parses the whole file first and
     // refuses to go on when it is broken.
     let conf = match config::load(&inv.config) {
@@ -70,16 +69,26 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Command::Client(req) = inv.command {
-        drop(out);
-        return conntrackd::ctl::client::run(&conf, req);
-    }
-    if needs_daemon {
-        // Honest refusal: the daemon runtime (issue 3) is not built yet.
-        anyhow::bail!(
-            "daemon mode is not implemented yet; only client requests, --check-config, -v and \
-             -h work"
-        );
+    match inv.command {
+        Command::Daemon { background } => {
+            // The daemon's threads log to stdout too: never hold its lock across the run.
+            drop(out);
+            for w in &conf.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            return match conntrackd::daemon::run(&conf, background) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("conntrackd: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            };
+        }
+        Command::Client(req) => {
+            drop(out);
+            return conntrackd::ctl::client::run(&conf, req);
+        }
+        _ => {}
     }
     writeln!(out, "{}: OK: {}", inv.config.display(), conf.summary())?;
     Ok(ExitCode::SUCCESS)

@@ -6,5 +6,6 @@ mod check_config;
 mod config;
 mod ctl;
 mod harness;
+mod interop;
 mod netlink_kernel;
 mod util;

@@ -20,8 +20,12 @@
 //! [`crate::sys`].
 
 pub mod placement;
+pub mod reader;
+pub mod receiver;
 pub mod ring;
+pub mod sender;
 pub mod wake;
+pub mod worker;
 
 pub use placement::{Placement, pin_current, plan, shard_of};
 pub use ring::{Consumer, Producer, Ring};

@@ -12,6 +12,7 @@ pub mod netlink;
 pub mod netns;
 pub mod rtnetlink;
 pub mod sched;
+pub mod signal;
 pub mod socket;
 
 /// Maps libc's `-1` + errno return convention to `io::Result`.

@@ -1,0 +1,568 @@
+//! The daemon's control-request handler ([`CtlHandler`] for `ctl::CtlServer`).
+//!
+//! Statistics requests read the per-thread counters directly (no lock, they never wait
+//! behind a commit). Everything that talks to the workers, the link thread or the kernel
+//! goes through one mutex: the worker command rings are single-producer, and a commit
+//! holds the client until it is complete (sync-modes.md §6 step 7), which is what makes
+//! `conntrackd -c` synchronous for keepalived scripts.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tracing::warn;
+
+use super::commit;
+use super::log::Log;
+use super::stats::{CacheCounters, LinkStats, ReaderStats, ShardStats};
+use crate::cache::{CtKey, shard_of};
+use crate::channel::LinkStatus as ChannelLinkStatus;
+use crate::ctl::render::stats as render;
+use crate::ctl::render::stats::{
+    ActiveLink, CacheDetail, CacheSummary, ChannelKind, ExternalSummary, InternalSummary,
+    LinkCounters, NetworkStats, RuntimeStats, SyncSummary, Traffic,
+};
+use crate::ctl::{CtlHandler, RequestCode as C};
+use crate::netlink::ct::Conntrack;
+use crate::netlink::socket::{CtHandle, DumpFilter};
+use crate::runtime::ring::Producer;
+use crate::runtime::sender::LinkCmd;
+use crate::runtime::worker::{Cmd, CtChange, Dump, KernelEvent, Origin};
+
+/// What the handler may change: rings to the threads and the kernel request sockets.
+#[derive(Debug)]
+pub struct CtlOps {
+    /// One command ring per worker.
+    pub workers: Vec<Producer<Cmd>>,
+    /// To the link thread.
+    pub link: Producer<LinkCmd>,
+    /// The commit socket (its port id is the COMMIT origin).
+    pub commit: CtHandle,
+    /// The flush socket (FLUSH origin); also used for `-R` dumps.
+    pub flush: CtHandle,
+    /// Commit parameters.
+    pub commit_cfg: commit::CommitConfig,
+    /// The caches' clock origin.
+    pub epoch: Instant,
+    /// `ExpectationSync` is on.
+    pub expectations: bool,
+    /// `PurgeTimeout` (`-t`).
+    pub purge_timeout: Duration,
+    /// `General { Filter }`: what `-F` and the purge may delete from the kernel.
+    pub filter: Option<crate::filter::UserFilter>,
+    /// `NetlinkOverrunResync`: delay of the resync after an event overrun (`None`: off).
+    pub overrun_resync: Option<Duration>,
+}
+
+/// The pending PurgeTimeout flush (sync-modes.md §7): at most one; any newer generation
+/// (a cancel or a reschedule) makes an older timer thread give up.
+#[derive(Debug, Default)]
+struct Purge {
+    generation: AtomicU64,
+    scheduled: AtomicBool,
+}
+
+/// What the statistics replies read.
+#[derive(Debug)]
+pub struct CtlView {
+    /// Per-shard counters.
+    pub shards: Vec<Arc<ShardStats>>,
+    /// Link counters (current link, messages).
+    pub link_stats: Arc<LinkStats>,
+    /// Every link's status, refreshed by the link thread.
+    pub links: Arc<Mutex<Vec<ChannelLinkStatus>>>,
+    /// Netlink reader counters.
+    pub reader_stats: Arc<ReaderStats>,
+    /// Transport of the links.
+    pub kind: ChannelKind,
+    /// Interface of each link, in config order.
+    pub devices: Vec<String>,
+    /// Index of the current link.
+    pub current: Arc<AtomicUsize>,
+    /// The log.
+    pub log: Arc<Log>,
+    /// Daemon start, for `-s runtime`.
+    pub started: Instant,
+}
+
+/// The handler.
+#[derive(Debug)]
+pub struct Handler {
+    ops: Arc<Mutex<CtlOps>>,
+    view: CtlView,
+    purge: Arc<Purge>,
+}
+
+impl Handler {
+    /// A handler over the running daemon's threads.
+    pub fn new(ops: CtlOps, view: CtlView) -> Self {
+        Self {
+            ops: Arc::new(Mutex::new(ops)),
+            view,
+            purge: Arc::default(),
+        }
+    }
+
+    /// Starts the thread that answers event overruns with a resync `NetlinkOverrunResync`
+    /// seconds later (sync-modes.md §8.3): every kernel entry is merged into the internal
+    /// cache and queued (NEW if unknown, UPD if known), and cached entries the kernel no
+    /// longer has are marked DEAD and their DEL queued.
+    pub fn start_maintenance(this: &Arc<Self>, shutdown: Arc<AtomicBool>) {
+        let Some(delay) = this.ops.lock().overrun_resync else {
+            return;
+        };
+        let me = Arc::clone(this);
+        let spawned = std::thread::Builder::new()
+            .name("ctd-maint".into())
+            .spawn(move || {
+                let mut due: Option<Instant> = None;
+                while !shutdown.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if me
+                        .view
+                        .reader_stats
+                        .overrun_pending
+                        .swap(false, Ordering::AcqRel)
+                        && due.is_none()
+                    {
+                        due = Some(Instant::now() + delay);
+                    }
+                    if due.is_some_and(|d| Instant::now() >= d) {
+                        due = None;
+                        me.ops.lock().overrun_resync(&me.view.log);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the maintenance thread");
+        }
+    }
+
+    /// `-c`, `-f` and `-f internal` cancel a pending purge (§7).
+    fn cancel_purge(&self) {
+        if self.purge.scheduled.swap(false, Ordering::AcqRel) {
+            self.purge.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `-t`: schedules, unless one is pending, the PurgeTimeout flush: the kernel table
+    /// (what the filter does not exclude; FLUSH origin, not replicated) and the internal
+    /// cache.
+    fn schedule_purge(&self) {
+        if self.purge.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let generation = self.purge.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let delay = self.ops.lock().purge_timeout;
+        self.view.log.notice(&format!(
+            "flushing conntrack table in {} secs",
+            delay.as_secs()
+        ));
+        let (ops, purge, log) = (
+            Arc::clone(&self.ops),
+            Arc::clone(&self.purge),
+            Arc::clone(&self.view.log),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("ctd-purge".into())
+            .spawn(move || {
+                let deadline = Instant::now() + delay;
+                let live = || purge.generation.load(Ordering::Acquire) == generation;
+                while Instant::now() < deadline && live() {
+                    std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+                }
+                let mut ops = ops.lock();
+                // Checked again under the lock: a cancel may have raced with the deadline.
+                if !live() || !purge.scheduled.swap(false, Ordering::AcqRel) {
+                    return;
+                }
+                ops.flush_kernel(true, false, &log);
+                ops.flush_caches(true, false);
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the purge timer");
+            self.purge.scheduled.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn summary(c: &[&CacheCounters]) -> CacheSummary {
+    let mut s = CacheSummary::default();
+    // `%12u` counters: 32-bit in C, wrapped the same way.
+    for c in c {
+        s.active = s.active.wrapping_add(c.active.get() as u32);
+        s.created = s.created.wrapping_add(c.created.get() as u32);
+        s.create_failed = s.create_failed.wrapping_add(c.create_failed.get() as u32);
+        s.updated = s.updated.wrapping_add(c.updated.get() as u32);
+        s.update_failed = s.update_failed.wrapping_add(c.update_failed.get() as u32);
+        s.destroyed = s.destroyed.wrapping_add(c.destroyed.get() as u32);
+        s.destroy_failed = s.destroy_failed.wrapping_add(c.destroy_failed.get() as u32);
+    }
+    s
+}
+
+fn detail(c: &[&CacheCounters]) -> CacheDetail {
+    let mut d = CacheDetail::default();
+    for c in c {
+        let g = |x: &super::stats::Counter| x.get() as u32;
+        d.active = d.active.wrapping_add(g(&c.objects));
+        d.active_entries = d.active_entries.wrapping_add(g(&c.active));
+        d.total_entries = d.total_entries.wrapping_add(g(&c.objects));
+        d.add_ok = d.add_ok.wrapping_add(g(&c.created));
+        d.add_fail = d.add_fail.wrapping_add(g(&c.create_failed));
+        d.add_fail_enomem = d.add_fail_enomem.wrapping_add(g(&c.create_nomem));
+        d.add_fail_enospc = d.add_fail_enospc.wrapping_add(g(&c.create_nospace));
+        d.upd_ok = d.upd_ok.wrapping_add(g(&c.updated));
+        d.upd_fail = d.upd_fail.wrapping_add(g(&c.update_failed));
+        d.upd_fail_enoent = d.upd_fail_enoent.wrapping_add(g(&c.update_enoent));
+        d.del_ok = d.del_ok.wrapping_add(g(&c.destroyed));
+        d.del_fail = d.del_fail.wrapping_add(g(&c.destroy_failed));
+        d.del_fail_enoent = d.del_fail_enoent.wrapping_add(g(&c.destroy_enoent));
+    }
+    d
+}
+
+impl CtlView {
+    fn active_link(&self) -> ActiveLink {
+        let cur = self.current.load(Ordering::Relaxed);
+        let links = self.links.lock();
+        let st = links.get(cur);
+        let counters = st.map_or_else(LinkCounters::default, |l| LinkCounters {
+            bytes_sent: l.stats.bytes_sent,
+            bytes_recv: l.stats.bytes_recv,
+            pkts_sent: l.stats.datagrams_sent,
+            pkts_recv: l.stats.datagrams_recv,
+            err_send: l.stats.send_errors,
+            err_recv: l.stats.recv_errors,
+        });
+        ActiveLink {
+            kind: self.kind,
+            device: self.devices.get(cur).cloned().unwrap_or_default(),
+            // TCP: our link keeps both connections up while it can; report the C wording.
+            tcp_connected: (self.kind == ChannelKind::Tcp).then_some((true, true)),
+            counters,
+        }
+    }
+
+    fn sync_summary(&self, exp: bool) -> String {
+        let pick = |f: fn(&ShardStats) -> &CacheCounters| -> Vec<&CacheCounters> {
+            self.shards.iter().map(|s| f(s)).collect()
+        };
+        let (i, e) = if exp {
+            (pick(|s| &s.internal_exp), pick(|s| &s.external_exp))
+        } else {
+            (pick(|s| &s.internal), pick(|s| &s.external))
+        };
+        render::sync_summary(&SyncSummary {
+            internal: InternalSummary::Cache(summary(&i)),
+            external: ExternalSummary::Cache(summary(&e)),
+            // The C daemon counts netlink traffic only in stats mode.
+            traffic: Traffic::default(),
+            link: self.active_link(),
+            malformed: self.link_stats.malformed.get(),
+            lost: self.link_stats.lost.get(),
+        })
+    }
+
+    fn cache_stats(&self) -> String {
+        let i: Vec<_> = self.shards.iter().map(|s| &s.internal).collect();
+        let e: Vec<_> = self.shards.iter().map(|s| &s.external).collect();
+        render::caches(&[("internal", detail(&i)), ("external", detail(&e))])
+    }
+
+    fn runtime_stats(&self) -> String {
+        let r = &self.reader_stats;
+        render::runtime(&RuntimeStats {
+            uptime: self.started.elapsed(),
+            events_received: r.events.get(),
+            events_filtered: 0,
+            events_unknown_type: 0,
+            catch_event_failed: r.bad.get() as u32,
+            dump_unknown_type: 0,
+            netlink_overrun: r.overruns.get() as u32,
+            flush_kernel_table: 0,
+            resync_kernel_table: 0,
+            netlink_buffer_size: r.buffer_size.get() as u32,
+            child_failed: 0,
+            child_segfault: 0,
+            child_termsig: 0,
+            select_failed: 0,
+            wait_failed: 0,
+            local_read_failed: 0,
+            local_unknown_request: 0,
+        })
+    }
+
+    fn network_stats(&self) -> String {
+        render::network(
+            &NetworkStats {
+                recv_malformed: self.link_stats.malformed.get(),
+                lost: self.link_stats.lost.get(),
+                ..NetworkStats::default()
+            },
+            &self.active_link(),
+        )
+    }
+
+    fn link_stats(&self) -> String {
+        let mut s = String::new();
+        for l in self.links.lock().iter() {
+            l.render(&mut s);
+        }
+        s
+    }
+}
+
+impl CtlOps {
+    fn broadcast<T: Send + 'static>(&mut self, make: impl Fn(mpsc::Sender<T>) -> Cmd) -> Vec<T> {
+        let (tx, rx) = mpsc::channel();
+        let mut asked = 0;
+        for w in &mut self.workers {
+            if w.push(make(tx.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        (0..asked)
+            .filter_map(|_| rx.recv_timeout(Duration::from_secs(30)).ok())
+            .collect()
+    }
+
+    fn flush_caches(&mut self, internal: bool, external: bool) {
+        self.broadcast(|done| Cmd::Flush {
+            internal,
+            external,
+            done,
+        });
+    }
+
+    fn dump(&mut self, what: Dump) -> String {
+        self.broadcast(|reply| Cmd::Dump(what, reply)).concat()
+    }
+
+    fn commit(&mut self, ct: bool, exp: bool, log: &Log) {
+        if ct {
+            let all: Vec<_> = self.broadcast(Cmd::CollectExternal).concat();
+            commit::commit(&mut self.commit, &all, self.epoch, &self.commit_cfg, log);
+        }
+        // Expectations after conntracks: the kernel needs the master and its helper.
+        if exp && self.expectations {
+            let all: Vec<_> = self.broadcast(Cmd::CollectExternalExp).concat();
+            if !all.is_empty() {
+                commit::commit_expectations(
+                    &mut self.commit,
+                    &all,
+                    self.epoch,
+                    &self.commit_cfg,
+                    log,
+                );
+            }
+        }
+    }
+
+    /// The overrun resync (§8.3): a full dump, replicated, then a purge of what is gone.
+    fn overrun_resync(&mut self, log: &Log) {
+        let n = self.workers.len();
+        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
+        let res = self
+            .flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                let s = shard_of(&CtKey::from_conntrack(ct), n);
+                per[s].push(KernelEvent {
+                    change: CtChange::Update,
+                    origin: Origin::NotMe,
+                    ct: *ct,
+                });
+            });
+        if let Err(e) = res {
+            log.error(&format!("resync after netlink overrun: {e}"));
+            return;
+        }
+        for (w, evs) in self.workers.iter_mut().zip(per) {
+            let _ = w.push(Cmd::Resync(evs));
+        }
+    }
+
+    /// `-R`: dump the kernel table into the internal cache (no messages sent).
+    fn resync_with_kernel(&mut self, log: &Log) {
+        let n = self.workers.len();
+        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
+        let res = self
+            .flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                let s = shard_of(&CtKey::from_conntrack(ct), n);
+                per[s].push(KernelEvent {
+                    change: CtChange::New,
+                    origin: Origin::Dump,
+                    ct: *ct,
+                });
+            });
+        if let Err(e) = res {
+            log.error(&format!("resync with kernel table: {e}"));
+            return;
+        }
+        for (w, evs) in self.workers.iter_mut().zip(per) {
+            let _ = w.push(Cmd::Load(evs));
+        }
+    }
+
+    fn flush_kernel(&mut self, ct: bool, exp: bool, log: &Log) {
+        if ct {
+            log.notice("flushing kernel conntrack table");
+            let res = match &self.filter {
+                // Only what the user-space filter does not exclude (§1.4 `-F`).
+                Some(f) => {
+                    let mut doomed = Vec::new();
+                    let r = self
+                        .flush
+                        .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                            if f.accepts(ct) {
+                                doomed.push(*ct);
+                            }
+                        });
+                    r.and_then(|_| self.flush.delete(&doomed).map(drop))
+                }
+                None => self.flush.flush_conntracks(0),
+            };
+            if let Err(e) = res {
+                log.error(&format!("flushing kernel conntrack table: {e}"));
+            }
+        }
+        if exp && self.expectations {
+            log.notice("flushing kernel expect table");
+            if let Err(e) = self.flush.flush_expectations() {
+                log.error(&format!("flushing kernel expect table: {e}"));
+            }
+        }
+    }
+}
+
+impl CtlHandler for Handler {
+    fn handle(&self, code: C, out: &mut dyn Write) -> io::Result<()> {
+        let v = &self.view;
+        let log = &*v.log;
+        // Statistics: no lock.
+        let text = match code {
+            C::STATS => Some(v.sync_summary(false)),
+            C::EXP_STATS => Some(v.sync_summary(true)),
+            C::STATS_CACHE => Some(v.cache_stats()),
+            C::STATS_RUNTIME => Some(v.runtime_stats()),
+            C::STATS_NETWORK => Some(v.network_stats()),
+            C::STATS_LINK => Some(v.link_stats()),
+            C::KILL => {
+                log.notice("---- shutdown received ----");
+                if let Err(e) = crate::sys::signal::terminate_self() {
+                    warn!(error = %e, "cannot signal ourselves");
+                }
+                Some(String::new())
+            }
+            _ => None,
+        };
+        if let Some(t) = text {
+            return out.write_all(t.as_bytes());
+        }
+        match code {
+            C::RESET_TIMERS => {
+                self.schedule_purge();
+                return Ok(());
+            }
+            C::CT_COMMIT
+            | C::EXP_COMMIT
+            | C::ALL_COMMIT
+            | C::CT_FLUSH_CACHE
+            | C::ALL_FLUSH_CACHE
+            | C::CT_FLUSH_INT_CACHE => self.cancel_purge(),
+            _ => {}
+        }
+        let mut ops = self.ops.lock();
+        let text = match code {
+            C::CT_DUMP_INTERNAL => ops.dump(Dump::Internal {
+                exp: false,
+                xml: false,
+            }),
+            C::CT_DUMP_EXTERNAL => ops.dump(Dump::External {
+                exp: false,
+                xml: false,
+            }),
+            C::CT_DUMP_INT_XML => ops.dump(Dump::Internal {
+                exp: false,
+                xml: true,
+            }),
+            C::CT_DUMP_EXT_XML => ops.dump(Dump::External {
+                exp: false,
+                xml: true,
+            }),
+            C::EXP_DUMP_INTERNAL if ops.expectations => ops.dump(Dump::Internal {
+                exp: true,
+                xml: false,
+            }),
+            C::EXP_DUMP_EXTERNAL if ops.expectations => ops.dump(Dump::External {
+                exp: true,
+                xml: false,
+            }),
+            C::EXP_DUMP_INT_XML if ops.expectations => ops.dump(Dump::Internal {
+                exp: true,
+                xml: true,
+            }),
+            C::EXP_DUMP_EXT_XML if ops.expectations => ops.dump(Dump::External {
+                exp: true,
+                xml: true,
+            }),
+            C::CT_COMMIT => {
+                ops.commit(true, false, log);
+                String::new()
+            }
+            C::EXP_COMMIT => {
+                ops.commit(false, true, log);
+                String::new()
+            }
+            C::ALL_COMMIT => {
+                ops.commit(true, true, log);
+                String::new()
+            }
+            C::CT_FLUSH_CACHE | C::ALL_FLUSH_CACHE => {
+                ops.flush_caches(true, true);
+                String::new()
+            }
+            C::CT_FLUSH_INT_CACHE => {
+                ops.flush_caches(true, false);
+                String::new()
+            }
+            C::CT_FLUSH_EXT_CACHE => {
+                ops.flush_caches(false, true);
+                String::new()
+            }
+            C::CT_FLUSH_MASTER => {
+                ops.flush_kernel(true, false, log);
+                String::new()
+            }
+            C::EXP_FLUSH_MASTER => {
+                ops.flush_kernel(false, true, log);
+                String::new()
+            }
+            C::ALL_FLUSH_MASTER => {
+                ops.flush_kernel(true, true, log);
+                String::new()
+            }
+            C::CT_RESYNC_MASTER | C::ALL_RESYNC_MASTER => {
+                ops.resync_with_kernel(log);
+                String::new()
+            }
+            C::SEND_BULK => {
+                for w in &mut ops.workers {
+                    let _ = w.push(Cmd::Bulk);
+                }
+                String::new()
+            }
+            C::REQUEST_DUMP => {
+                let _ = ops.link.push(LinkCmd::RequestResync);
+                String::new()
+            }
+            _ => String::new(),
+        };
+        out.write_all(text.as_bytes())
+    }
+}

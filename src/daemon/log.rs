@@ -1,0 +1,199 @@
+//! The daemon's log in the C daemon's line format (control-and-cli.md §3.1):
+//! `[<ctime>] (pid=<pid>) [<level>] <message>`, written to `LogFile` and, in console mode, to
+//! stdout (info/notice) or stderr (warning/ERROR).
+//!
+//! Only start-up, shutdown and rare events are logged here; steady-state numbers are
+//! counters (style.md), so a mutex around the file is no hot-path cost.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Severity, printed as the C daemon does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `info`.
+    Info,
+    /// `notice`.
+    Notice,
+    /// `warning`.
+    Warning,
+    /// `ERROR`.
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Warning => "warning",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// The daemon log.
+#[derive(Debug)]
+pub struct Log {
+    file: Option<Mutex<File>>,
+    console: bool,
+}
+
+impl Log {
+    /// Opens `path` for appending (if any); `console` also copies lines to stdout/stderr.
+    pub fn open(path: Option<&Path>, console: bool) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => Some(Mutex::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            )),
+            None => None,
+        };
+        Ok(Self { file, console })
+    }
+
+    /// Stops copying to the console (after daemonising, stdout/stderr are gone).
+    pub fn detach_console(&mut self) {
+        self.console = false;
+    }
+
+    /// Writes one line.
+    pub fn line(&self, level: Level, msg: &str) {
+        let text = format!(
+            "[{}] (pid={}) [{}] {msg}\n",
+            ctime(SystemTime::now()),
+            std::process::id(),
+            level.name()
+        );
+        if let Some(f) = &self.file {
+            let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = f.write_all(text.as_bytes());
+        }
+        if self.console {
+            match level {
+                Level::Info | Level::Notice => {
+                    let _ = std::io::stdout().write_all(text.as_bytes());
+                }
+                Level::Warning | Level::Error => {
+                    let _ = std::io::stderr().write_all(text.as_bytes());
+                }
+            }
+        }
+    }
+
+    /// `notice` line.
+    pub fn notice(&self, msg: &str) {
+        self.line(Level::Notice, msg);
+    }
+
+    /// `warning` line.
+    pub fn warning(&self, msg: &str) {
+        self.line(Level::Warning, msg);
+    }
+
+    /// `ERROR` line.
+    pub fn error(&self, msg: &str) {
+        self.line(Level::Error, msg);
+    }
+}
+
+/// `ctime(3)` without the newline, in UTC (the daemons on these hosts run with TZ unset).
+pub fn ctime(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mon = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mon <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        WD[days.rem_euclid(7) as usize],
+        MO[(mon - 1) as usize],
+        d,
+        h,
+        m,
+        s,
+        y
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn test_ctime_format() {
+        // 2026-11-25 11:42:35 UTC, a Wednesday.
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_607_355);
+        assert_eq!(ctime(t), "Wed Nov 25 11:49:15 2026");
+        assert_eq!(ctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
+    }
+}
+
+/// Forwards the library's `tracing` events of level INFO and above to the daemon [`Log`]
+/// (ERROR → `ERROR`, WARN → `warning`, INFO → `notice`), so that messages such as
+/// "device `X' becomes dedicated link" reach the LogFile as they do with the C daemon.
+/// DEBUG and TRACE are disabled at the call site (no cost on hot paths).
+#[derive(Debug)]
+pub struct LogLayer(pub std::sync::Arc<Log>);
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLayer {
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        *metadata.level() <= tracing::Level::INFO
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::INFO)
+    }
+
+    fn on_event(&self, ev: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let level = match *ev.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warning,
+            tracing::Level::INFO => Level::Notice,
+            _ => return,
+        };
+        let mut m = Message(String::new());
+        ev.record(&mut m);
+        self.0.line(level, &m.0);
+    }
+}

@@ -1,0 +1,198 @@
+//! The netlink reader thread: drains ctnetlink events and routes each to its shard's ring.
+//!
+//! It does nothing else, so the event socket never overruns because of slow cache or
+//! network work: one `recvmmsg` batch is decoded (header classification, then the attribute
+//! area into a plain `Conntrack`), tagged with its origin (our own commit and flush sockets'
+//! port ids, sync-modes.md §1.1), hashed to a shard and pushed with one `push_batch` per
+//! shard. When idle it blocks in `poll` on the socket (with a short timeout to notice
+//! shutdown): a real-time thread that spun would starve a worker on a 2-core machine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tracing::{debug, info_span, warn};
+
+use super::ring::Producer;
+use super::worker::{CtChange, ExpEvent, KernelEvent, Origin};
+use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
+use crate::daemon::stats::ReaderStats;
+use crate::netlink::ct::Conntrack;
+use crate::netlink::events::{EventKind, EventSocket};
+use crate::netlink::exp::Expectation;
+
+/// Receive buffer per drain: room for a few hundred events per `recv_batch`.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Port ids of the daemon's own request sockets, for the origin filter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnPorts {
+    /// The commit socket.
+    pub commit: u32,
+    /// The flush socket (`-F`).
+    pub flush: u32,
+}
+
+impl OwnPorts {
+    /// The origin of an event sent on behalf of port `pid`.
+    pub fn origin(&self, pid: u32) -> Origin {
+        if pid != 0 && pid == self.commit {
+            Origin::Commit
+        } else if pid != 0 && pid == self.flush {
+            Origin::Flush
+        } else {
+            Origin::NotMe
+        }
+    }
+}
+
+/// Routes kernel conntracks (and expectations, to their master's shard) to shard rings,
+/// one pending batch per shard.
+#[derive(Debug)]
+pub struct Router {
+    rings: Vec<Producer<KernelEvent>>,
+    pending: Vec<Vec<KernelEvent>>,
+    exp_rings: Vec<Producer<ExpEvent>>,
+    exp_pending: Vec<Vec<ExpEvent>>,
+}
+
+impl Router {
+    /// A router over one conntrack and one expectation producer per shard.
+    pub fn new(rings: Vec<Producer<KernelEvent>>, exp_rings: Vec<Producer<ExpEvent>>) -> Self {
+        let pending = rings.iter().map(|_| Vec::new()).collect();
+        let exp_pending = exp_rings.iter().map(|_| Vec::new()).collect();
+        Self {
+            rings,
+            pending,
+            exp_rings,
+            exp_pending,
+        }
+    }
+
+    /// Adds one expectation event to its master's shard's pending batch.
+    pub fn route_exp(&mut self, ev: ExpEvent) {
+        let s = exp_shard_of(&ExpKey::from_expectation(&ev.exp), self.exp_rings.len());
+        self.exp_pending[s].push(ev);
+    }
+
+    /// Adds one event to its shard's pending batch.
+    #[inline]
+    pub fn route(&mut self, ev: KernelEvent) {
+        let s = shard_of(&CtKey::from_conntrack(&ev.ct), self.rings.len());
+        self.pending[s].push(ev);
+    }
+
+    /// Pushes every pending batch; returns how many events did not fit (dropped, counted by
+    /// the ring).
+    pub fn flush(&mut self) -> usize {
+        let mut dropped = 0;
+        for (ring, batch) in self.exp_rings.iter_mut().zip(&mut self.exp_pending) {
+            if !batch.is_empty() {
+                ring.push_batch(batch);
+                dropped += batch.len();
+                batch.clear();
+            }
+        }
+        for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
+            if !batch.is_empty() {
+                ring.push_batch(batch);
+                dropped += batch.len();
+                batch.clear();
+            }
+        }
+        dropped
+    }
+
+    /// Pushes every pending batch, waiting for room instead of dropping (start-up dump and
+    /// `-R`, where the producer is not the real-time reader and may block).
+    pub fn flush_blocking(&mut self, shutdown: &AtomicBool) {
+        for (ring, batch) in self.exp_rings.iter_mut().zip(&mut self.exp_pending) {
+            while !batch.is_empty() && !shutdown.load(Ordering::Acquire) {
+                ring.push_batch(batch);
+                if !batch.is_empty() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
+            while !batch.is_empty() && !shutdown.load(Ordering::Acquire) {
+                ring.push_batch(batch);
+                if !batch.is_empty() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
+/// The reader thread's body. Returns at shutdown.
+pub fn run(
+    mut sock: EventSocket,
+    mut router: Router,
+    own: OwnPorts,
+    stats: Arc<ReaderStats>,
+    shutdown: Arc<AtomicBool>,
+) {
+    let span = info_span!("reader");
+    let _g = span.enter();
+    let mut buf = vec![0u8; BATCH_BYTES];
+    debug!(port = sock.port_id(), "netlink reader started");
+    while !shutdown.load(Ordering::Acquire) {
+        match sock.wait(Some(Duration::from_millis(200))) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                warn!(error = %e, "waiting for netlink events failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        }
+        let batch = match sock.recv_batch(&mut buf) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "receiving netlink events failed");
+                continue;
+            }
+        };
+        if batch.overrun {
+            stats.overruns.inc();
+            // NetlinkOverrunResync: the control side schedules the resync (§8.3).
+            stats.overrun_pending.store(true, Ordering::Release);
+        }
+        let mut n = 0u64;
+        for ev in batch.iter() {
+            n += 1;
+            let change = match ev.kind {
+                EventKind::CtNew | EventKind::ExpNew => CtChange::New,
+                EventKind::CtUpdate | EventKind::ExpUpdate => CtChange::Update,
+                EventKind::CtDestroy | EventKind::ExpDestroy => CtChange::Destroy,
+            };
+            if ev.kind.is_expectation() {
+                match Expectation::parse(ev.family(), ev.attrs()) {
+                    Ok(exp) => router.route_exp(ExpEvent {
+                        change,
+                        origin: own.origin(ev.origin()),
+                        exp,
+                    }),
+                    Err(_) => stats.bad.inc(),
+                }
+                continue;
+            }
+            match Conntrack::parse(ev.family(), ev.attrs()) {
+                Ok(ct) => router.route(KernelEvent {
+                    change,
+                    origin: own.origin(ev.origin()),
+                    ct,
+                }),
+                Err(_) => stats.bad.inc(),
+            }
+        }
+        stats.events.add(n);
+        let dropped = router.flush();
+        if dropped > 0 {
+            stats.ring_full.add(dropped as u64);
+        }
+        stats.buffer_size.set(sock.stats().buffer_size as u64);
+    }
+    debug!("netlink reader stopped");
+}

@@ -1,0 +1,104 @@
+//! Dispatch of received sync messages to the shard that owns them.
+//!
+//! The link thread runs the FTFW receive state machine (it shares the resend queue with the
+//! sender side, so both live in one thread); every accepted data message is decoded here,
+//! hashed with the same fixed-seed key hash as the netlink reader uses, and batched per
+//! shard, so the external-cache update happens on the shard's own worker without a lock.
+
+use super::ring::Producer;
+use super::worker::{PeerItem, TxKey};
+use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
+use crate::wire::{Kind, Message, MsgType};
+
+/// Per-shard batches of peer items.
+#[derive(Debug)]
+pub struct Dispatcher {
+    rings: Vec<Producer<PeerItem>>,
+    pending: Vec<Vec<PeerItem>>,
+    /// Data messages whose payload could not be decoded.
+    pub malformed: u64,
+    /// Items dropped because a shard ring was full.
+    pub dropped: u64,
+    /// Keys delivered since the last [`Dispatcher::take_touched`], with "was a DEL".
+    touched: Vec<(TxKey, bool)>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over one producer per shard.
+    pub fn new(rings: Vec<Producer<PeerItem>>) -> Self {
+        let pending = rings.iter().map(|_| Vec::new()).collect();
+        Self {
+            rings,
+            pending,
+            malformed: 0,
+            dropped: 0,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Routes one accepted data message.
+    pub fn deliver(&mut self, m: &Message<'_>) {
+        let Kind::Data(msg_type) = m.kind() else {
+            return;
+        };
+        if msg_type.is_exp() {
+            let Ok(repr) = m.exp() else {
+                self.malformed += 1;
+                return;
+            };
+            let Some(key) = ExpKey::from_wire(&repr) else {
+                self.malformed += 1;
+                return;
+            };
+            let s = exp_shard_of(&key, self.rings.len());
+            self.touched
+                .push((TxKey::Exp(key), msg_type == MsgType::EXP_DEL));
+            self.pending[s].push(PeerItem::Exp { msg_type, repr });
+            return;
+        }
+        let Ok(repr) = m.ct() else {
+            self.malformed += 1;
+            return;
+        };
+        let Some(key) = CtKey::from_wire(&repr) else {
+            self.malformed += 1;
+            return;
+        };
+        let s = shard_of(&key, self.rings.len());
+        self.touched
+            .push((TxKey::Ct(key), msg_type == MsgType::CT_DEL));
+        self.pending[s].push(PeerItem::Ct { msg_type, repr });
+    }
+
+    /// The keys delivered since the last call (ALARM expiry bookkeeping).
+    pub fn take_touched(&mut self) -> Vec<(TxKey, bool)> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Removes an expired foreign object from its shard's external cache.
+    pub fn expire(&mut self, key: &TxKey) {
+        let s = match key {
+            TxKey::Ct(k) => shard_of(k, self.rings.len()),
+            TxKey::Exp(k) => exp_shard_of(k, self.rings.len()),
+        };
+        self.pending[s].push(PeerItem::Expire(*key));
+    }
+
+    /// Asks every shard to queue its whole internal cache (a peer sent RESYNC).
+    pub fn resync_all(&mut self) {
+        for p in &mut self.pending {
+            p.push(PeerItem::Resync);
+        }
+    }
+
+    /// Pushes the pending batches.
+    pub fn flush(&mut self) {
+        for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
+            if !batch.is_empty() {
+                ring.push_batch(batch);
+                self.dropped += batch.len() as u64;
+                batch.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Termination signals, handled synchronously: SIGINT/SIGTERM are blocked in every thread and
+//! collected with `sigwait(2)` by the daemon's main thread, so no async-signal handler ever
+//! runs and shutdown is ordinary code (unlink the socket and lock file, join the threads).
+//!
+//! [`block_termination`] must run before any other thread is spawned: threads inherit the
+//! signal mask of their creator, and a thread that does not block SIGTERM would receive it
+//! with the default action (death without clean-up).
+
+use std::io;
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and every thread it spawns later) and
+/// ignores SIGPIPE, as the C daemon does (a client that hangs up must not kill us).
+pub fn block_termination() -> io::Result<()> {
+    let set = termination_set()?;
+    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code is installed.
+    let prev = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if prev == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits until SIGINT or SIGTERM is pending and returns its number. The signals must have
+/// been blocked with [`block_termination`].
+pub fn wait_termination() -> io::Result<i32> {
+    let set = termination_set()?;
+    let mut sig: libc::c_int = 0;
+    loop {
+        // SAFETY: `set` is initialised and `sig` is a valid out pointer for the call.
+        let rc = unsafe { libc::sigwait(&set, &mut sig) };
+        match rc {
+            0 => return Ok(sig),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Sends SIGTERM to this process: how the control thread turns a KILL request (`-k`) into the
+/// same clean shutdown as an operator's `kill`.
+pub fn terminate_self() -> io::Result<()> {
+    // SAFETY: getpid(2) cannot fail and takes no arguments.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: kill(2) takes plain integers; SIGTERM is a valid signal number.
+    super::cvt(unsafe { libc::kill(pid, libc::SIGTERM) }).map(drop)
+}
+
+fn termination_set() -> io::Result<libc::sigset_t> {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set behind the valid pointer.
+    super::cvt(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
+    // SAFETY: the set was initialised by sigemptyset just above.
+    let mut set = unsafe { set.assume_init() };
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `set` is initialised and `sig` is a valid signal number.
+        super::cvt(unsafe { libc::sigaddset(&mut set, sig) })?;
+    }
+    Ok(set)
+}
+
+/// Sets the process umask (the C daemon uses 0177 so that its socket, lock and log files are
+/// private, mode 0600).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask(2) takes a plain integer and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// `fork(2)`: `Some(child pid)` in the parent, `None` in the child. Only call it while the
+/// process has a single thread (`-d` forks before any thread is spawned).
+pub fn fork() -> io::Result<Option<u32>> {
+    // SAFETY: fork(2) takes no arguments; the caller guarantees a single-threaded process,
+    // so the child inherits no lock held by another thread.
+    let pid = super::cvt(unsafe { libc::fork() })?;
+    Ok((pid > 0).then_some(pid as u32))
+}
+
+/// Detaches from the controlling terminal (`setsid(2)`) and points stdin, stdout and stderr
+/// at /dev/null, as the C daemon does after forking for `-d`.
+pub fn detach() -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsid(2) takes no arguments.
+    super::cvt(unsafe { libc::setsid() })?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in 0..3 {
+        // SAFETY: both descriptors are open (ours and the standard ones); dup2 replaces the
+        // standard descriptor atomically.
+        super::cvt(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
