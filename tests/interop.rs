@@ -1174,3 +1174,73 @@ fn netlink_overrun_resync_recovers_lost_events() {
     assert!(overruns > 0, "no overrun provoked:\n{rt}");
     println!("OVERRUN: {overruns} overruns, all {N} entries recovered by the resync");
 }
+
+/// `DisableExternalCache`: what arrives goes straight into our kernel (no `-c`), the
+/// injected entries stay out of our internal cache (INJECT origin), `-s` shows the
+/// "external inject" block. FTFW from C, and NOTRACK from ourselves.
+#[test]
+fn disable_external_cache_injects_into_the_kernel() {
+    for (tag, net, port, mode, from_c) in [
+        (
+            "i1",
+            36u8,
+            3838u16,
+            "Mode FTFW { DisableExternalCache on }",
+            true,
+        ),
+        (
+            "i2",
+            37,
+            3839,
+            "Mode NOTRACK { DisableExternalCache on }",
+            false,
+        ),
+    ] {
+        let (a, b, _veth) = pair(tag, net);
+        let sender_mode = if from_c {
+            "Mode FTFW { }"
+        } else {
+            "Mode NOTRACK { }"
+        };
+        let _da = if from_c {
+            CDaemon::start(&a, &conf_mode(sender_mode, 'a', net, port))
+        } else {
+            ours(&a, &conf_mode(sender_mode, 'a', net, port))
+        };
+        let db = ours(&b, &conf_mode(mode, 'b', net, port));
+        insert_entries(&a);
+        wait_until(
+            Duration::from_secs(5),
+            "entries injected into b's kernel",
+            || test_table(&b).len() == N_ENTRIES,
+        );
+        // Same flows; injected entries keep the message's timeout and state.
+        let key = |l: &String| {
+            l.split(" src=")
+                .nth(1)
+                .unwrap_or("")
+                .split_whitespace()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (ka, kb): (Vec<_>, Vec<_>) = (
+            test_table(&a).iter().map(key).collect(),
+            test_table(&b).iter().map(key).collect(),
+        );
+        assert_eq!(ka, kb);
+        assert_eq!(
+            count_test_lines(&text(&db, DUMP_INTERNAL)),
+            0,
+            "INJECT origin must be ignored"
+        );
+        assert_eq!(count_test_lines(&text(&db, DUMP_EXTERNAL)), 0);
+        let s = text(&db, STATS);
+        assert!(s.contains("external inject:\n"), "{s}");
+        // A delete travels as CT_DEL and is applied to the kernel too.
+        a.expect_ok(&["conntrack", "-D", "-s", "192.0.2.3"]);
+        wait_until(Duration::from_secs(5), "delete injected", || {
+            test_table(&b).len() == N_ENTRIES - 1
+        });
+    }
+}

@@ -86,6 +86,8 @@ pub struct CtlView {
     pub log: Arc<Log>,
     /// Daemon start, for `-s runtime`.
     pub started: Instant,
+    /// `DisableExternalCache`: the injector's counters ("external inject" block).
+    pub inject: Option<Arc<CacheCounters>>,
 }
 
 /// The handler.
@@ -256,9 +258,13 @@ impl CtlView {
         } else {
             (pick(|s| &s.internal), pick(|s| &s.external))
         };
+        let external = match &self.inject {
+            Some(c) if !exp => ExternalSummary::Inject(summary(&[&**c])),
+            _ => ExternalSummary::Cache(summary(&e)),
+        };
         render::sync_summary(&SyncSummary {
             internal: InternalSummary::Cache(summary(&i)),
-            external: ExternalSummary::Cache(summary(&e)),
+            external,
             // The C daemon counts netlink traffic only in stats mode.
             traffic: Traffic::default(),
             link: self.active_link(),

@@ -14,6 +14,7 @@
 
 pub mod commit;
 pub mod ctl;
+pub mod inject;
 pub mod log;
 pub mod stats;
 
@@ -121,10 +122,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .sync
         .as_ref()
         .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
-    if sync.disable_internal_cache || sync.disable_external_cache {
-        return Err(err(
-            "DisableInternalCache / DisableExternalCache are not implemented yet",
-        ));
+    if sync.disable_internal_cache {
+        return Err(err("DisableInternalCache is not implemented yet"));
     }
     if sync.channels.is_empty() {
         return Err(err("no dedicated link configured"));
@@ -145,9 +144,15 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
 
     let commit = CtHandle::open().map_err(|e| err(format!("commit socket: {e}")))?;
     let mut flush = CtHandle::open().map_err(|e| err(format!("flush socket: {e}")))?;
+    let inject = if sync.disable_external_cache {
+        Some(CtHandle::open().map_err(|e| err(format!("inject socket: {e}")))?)
+    } else {
+        None
+    };
     let own = OwnPorts {
         commit: commit.port_id(),
         flush: flush.port_id(),
+        inject: inject.as_ref().map_or(0, CtHandle::port_id),
     };
     let g = &conf.general;
     let events = EventSocket::subscribe(
@@ -300,13 +305,36 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
             ..ftfw::Config::default()
         }),
     };
+    let mut dispatch = Dispatcher::new(peer_prod);
+    let inject_stats = inject
+        .as_ref()
+        .map(|_| Arc::new(stats::CacheCounters::default()));
+    if let (Some(h), Some(st)) = (inject, &inject_stats) {
+        let waker = Arc::new(Waker::new().map_err(|e| err(format!("eventfd: {e}")))?);
+        wakers.push(Arc::clone(&waker));
+        let (ip, ic) = Ring::with_waker(EVENT_RING, waker);
+        dispatch = dispatch.with_inject(ip);
+        let injector = inject::Injector::new(
+            h,
+            ic,
+            Arc::clone(st),
+            sync.tcp_window_tracking,
+            Arc::clone(&shutdown),
+        );
+        threads.push(
+            thread::Builder::new()
+                .name("ctd-inject".into())
+                .spawn(move || injector.run())
+                .map_err(|e| err(format!("spawn injector: {e}")))?,
+        );
+    }
     let lt = LinkThread::new(
         pool,
         mode,
         LinkIo {
             from_workers: tx_cons,
             cmds: link_cmd_c,
-            dispatch: Dispatcher::new(peer_prod),
+            dispatch,
             waker: link_waker,
             stats: Arc::clone(&link_stats),
             shutdown: Arc::clone(&shutdown),
@@ -356,6 +384,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     current,
                     log: Arc::clone(log),
                     started,
+                    inject: inject_stats,
                 },
             );
             let handler = Arc::new(handler);

@@ -31,6 +31,8 @@ pub struct OwnPorts {
     pub commit: u32,
     /// The flush socket (`-F`).
     pub flush: u32,
+    /// The inject socket (`DisableExternalCache`), 0 if none.
+    pub inject: u32,
 }
 
 impl OwnPorts {
@@ -40,6 +42,8 @@ impl OwnPorts {
             Origin::Commit
         } else if pid != 0 && pid == self.flush {
             Origin::Flush
+        } else if pid != 0 && pid == self.inject {
+            Origin::Inject
         } else {
             Origin::NotMe
         }

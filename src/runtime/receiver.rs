@@ -6,8 +6,9 @@
 //! shard, so the external-cache update happens on the shard's own worker without a lock.
 
 use super::ring::Producer;
-use super::worker::{PeerItem, TxKey};
+use super::worker::{PeerItem, TxKey, TxPayload};
 use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
+use crate::daemon::inject::InjectItem;
 use crate::wire::{Kind, Message, MsgType};
 
 /// Per-shard batches of peer items.
@@ -21,6 +22,8 @@ pub struct Dispatcher {
     pub dropped: u64,
     /// Keys delivered since the last [`Dispatcher::take_touched`], with "was a DEL".
     touched: Vec<(TxKey, bool)>,
+    /// `DisableExternalCache`: data goes to the injector instead of the shards.
+    inject: Option<(Producer<InjectItem>, Vec<InjectItem>)>,
 }
 
 impl Dispatcher {
@@ -33,7 +36,14 @@ impl Dispatcher {
             malformed: 0,
             dropped: 0,
             touched: Vec::new(),
+            inject: None,
         }
+    }
+
+    /// Sends every data message to `ring` (the injector) instead of the external caches.
+    pub fn with_inject(mut self, ring: Producer<InjectItem>) -> Self {
+        self.inject = Some((ring, Vec::new()));
+        self
     }
 
     /// Routes one accepted data message.
@@ -41,6 +51,18 @@ impl Dispatcher {
         let Kind::Data(msg_type) = m.kind() else {
             return;
         };
+        if let Some((_, pending)) = &mut self.inject {
+            let payload = if msg_type.is_exp() {
+                m.exp().map(TxPayload::Exp)
+            } else {
+                m.ct().map(TxPayload::Ct)
+            };
+            match payload {
+                Ok(payload) => pending.push(InjectItem { msg_type, payload }),
+                Err(_) => self.malformed += 1,
+            }
+            return;
+        }
         if msg_type.is_exp() {
             let Ok(repr) = m.exp() else {
                 self.malformed += 1;
@@ -93,6 +115,13 @@ impl Dispatcher {
 
     /// Pushes the pending batches.
     pub fn flush(&mut self) {
+        if let Some((ring, pending)) = &mut self.inject
+            && !pending.is_empty()
+        {
+            ring.push_batch(pending);
+            self.dropped += pending.len() as u64;
+            pending.clear();
+        }
         for (ring, batch) in self.rings.iter_mut().zip(&mut self.pending) {
             if !batch.is_empty() {
                 ring.push_batch(batch);

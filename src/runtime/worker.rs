@@ -49,6 +49,8 @@ pub enum Origin {
     Flush,
     /// The start-up dump or a `-R` resync: applied, not replicated.
     Dump,
+    /// Our inject socket (`DisableExternalCache`): ignored completely.
+    Inject,
 }
 
 /// What happened to a conntrack, from the event header.
@@ -417,6 +419,7 @@ impl Worker {
             Origin::NotMe => CacheOrigin::NotMe,
             Origin::Flush => CacheOrigin::Flush,
             Origin::Commit | Origin::Dump => CacheOrigin::Commit,
+            Origin::Inject => CacheOrigin::Inject,
         };
         let secs = self.secs(now);
         match self.internal_exp.handle_exp(secs, origin, kind, &ev.exp) {
@@ -442,6 +445,7 @@ impl Worker {
             Origin::Flush => CacheOrigin::Flush,
             // A dump line is applied like our own commit: never replicated.
             Origin::Dump => CacheOrigin::Commit,
+            Origin::Inject => CacheOrigin::Inject,
         };
         let kind = match (ev.change, ev.origin) {
             (_, Origin::Dump) | (CtChange::Update, _) => CacheEvent::Update,
