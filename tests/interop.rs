@@ -838,7 +838,7 @@ fn notrack_udp_c_to_ours() {
 #[test]
 fn alarm_udp_ours_to_c() {
     let (a, b, _veth) = pair("ac", 25);
-    let _da = ours(&a, &conf_mode(ALARM, 'a', 25, 3825));
+    let da = ours(&a, &conf_mode(ALARM, 'a', 25, 3825));
     let db = CDaemon::start(&b, &conf_mode(ALARM, 'b', 25, 3825));
     replicate_and_commit(&a, &b, &db, true);
     // Our periodic refresh refills the C daemon's flushed external cache.
@@ -848,6 +848,20 @@ fn alarm_udp_ours_to_c() {
         Duration::from_secs(8),
         "our ALARM refresh refills C's -e",
         || count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES,
+    );
+    // -F (FLUSH origin): the entries leave our cache silently and are no longer refreshed.
+    da.expect_ctl(&["-F"]);
+    wait_until(Duration::from_secs(5), "-F empties our kernel", || {
+        test_table(&a).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    db.expect_ctl(&["-f", "external"]);
+    std::thread::sleep(Duration::from_millis(6500));
+    let e = db.expect_ctl(&["-e"]);
+    assert_eq!(
+        count_test_lines(&e),
+        0,
+        "flushed entries still refreshed:\n{e}"
     );
 }
 
@@ -866,27 +880,40 @@ fn alarm_udp_c_to_ours_and_refresh() {
     });
 }
 
-/// `General { Filter }` in user space: only what passes is cached and replicated.
+/// `General { Filter }`, in user space and as a kernel BPF program (`From Kernelspace`):
+/// only what passes is cached and replicated.
 #[test]
 fn ftfw_udp_filter_limits_replication() {
-    let (a, b, _veth) = pair("fl", 27);
-    let filter = "\tFilter {\n\t\tProtocol Accept { TCP }\n\
-                  \t\tAddress Ignore { IPv4_address 192.0.2.6 }\n\t}";
-    let conf_a = conf('a', 27, 3827).replace(&general(""), &general(filter));
-    let da = ours(&a, &conf_a);
-    let db = CDaemon::start(&b, &conf('b', 27, 3827));
-    insert_entries(&a);
-    wait_until(Duration::from_secs(5), "filtered entries at C", || {
-        count_test_lines(&db.expect_ctl(&["-e"])) == 2
-    });
-    std::thread::sleep(Duration::from_millis(1200));
-    let e = db.expect_ctl(&["-e"]);
-    assert_eq!(count_test_lines(&e), 2, "{e}");
-    assert!(
-        e.contains("src=192.0.2.1 ") && e.contains("src=192.0.2.2 "),
-        "{e}"
-    );
-    assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2);
+    for (tag, net, port, from) in [
+        ("fl", 27u8, 3827u16, ""),
+        ("fk", 38, 3840, " From Kernelspace"),
+    ] {
+        let (a, b, _veth) = pair(tag, net);
+        let filter = format!(
+            "\tFilter{from} {{\n\t\tProtocol Accept {{ TCP }}\n\
+             \t\tAddress Ignore {{ IPv4_address 192.0.2.6 }}\n\t}}"
+        );
+        let conf_a = conf('a', net, port).replace(&general(""), &general(&filter));
+        let da = ours(&a, &conf_a);
+        let db = CDaemon::start(&b, &conf('b', net, port));
+        insert_entries(&a);
+        wait_until(Duration::from_secs(5), "filtered entries at C", || {
+            count_test_lines(&db.expect_ctl(&["-e"])) == 2
+        });
+        std::thread::sleep(Duration::from_millis(1200));
+        let e = db.expect_ctl(&["-e"]);
+        assert_eq!(count_test_lines(&e), 2, "{from}: {e}");
+        assert!(
+            e.contains("src=192.0.2.1 ") && e.contains("src=192.0.2.2 "),
+            "{e}"
+        );
+        assert_eq!(count_test_lines(&text(&da, DUMP_INTERNAL)), 2, "{from}");
+        assert!(
+            !da.log().contains("filtering events in user space"),
+            "{}",
+            da.log()
+        );
+    }
 }
 
 /// ExpectationSync with the kernel FTP helper, both directions with C: the expectation
@@ -1243,4 +1270,62 @@ fn disable_external_cache_injects_into_the_kernel() {
             test_table(&b).len() == N_ENTRIES - 1
         });
     }
+}
+
+/// `-d` (how primary-backup.sh starts the daemon): the parent exits 0 at once, the
+/// detached child serves the control socket, holds the lock and logs "daemon mode";
+/// `-k` stops it and removes socket and lock.
+#[test]
+fn daemon_mode_detaches_and_stops_on_kill() {
+    let (a, _b, _veth) = pair("dm", 39);
+    let dir = crate::util::TempDir::new();
+    let conf_path = dir.join("conntrackd.conf");
+    let text_conf =
+        conf('a', 39, 3841).replace(crate::util::daemon::DIR, &dir.path().to_string_lossy());
+    std::fs::write(&conf_path, text_conf).unwrap();
+    let c = conf_path.to_string_lossy().into_owned();
+    let out = a
+        .command(&[OUR_CONNTRACKD, "-C", &c, "-d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ctl = |args: &[&str]| {
+        let mut argv = vec![OUR_CONNTRACKD, "-C", &c];
+        argv.extend_from_slice(args);
+        a.command(&argv).output().unwrap()
+    };
+    wait_until(Duration::from_secs(5), "detached daemon answers -s", || {
+        ctl(&["-s"]).status.success()
+    });
+    assert!(dir.join("lock").exists());
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    assert!(log.contains("-- starting in daemon mode --"), "{log}");
+    assert!(ctl(&["-k"]).status.success());
+    wait_until(Duration::from_secs(5), "socket and lock removed", || {
+        !dir.join("lock").exists() && !dir.join("ctl").exists()
+    });
+    // Not reachable any more: the client says so and exits 1, as the C client.
+    assert_eq!(ctl(&["-s"]).status.code(), Some(1));
+}
+
+/// NOTRACK with `DisableInternalCache`: events go out without a cache (within the next
+/// ALIVE run), `-i` lists the kernel table, `-s` has the "internal bypass" block, `-B`
+/// re-sends the kernel table as CT_NEW, and C's commit reproduces our table.
+#[test]
+fn notrack_disable_internal_cache_ours_to_c() {
+    let (a, b, _veth) = pair("bp", 40);
+    let da = ours(
+        &a,
+        &conf_mode("Mode NOTRACK { DisableInternalCache on }", 'a', 40, 3842),
+    );
+    let db = CDaemon::start(&b, &conf_mode(NOTRACK, 'b', 40, 3842));
+    replicate_and_commit(&a, &b, &db, true);
+    assert_eq!(count_test_lines(&da.expect_ctl(&["-i"])), N_ENTRIES);
+    let s = da.expect_ctl(&["-s"]);
+    assert!(s.starts_with("internal bypass:\n"), "{s}");
+    db.expect_ctl(&["-f"]);
+    da.expect_ctl(&["-B"]);
+    wait_until(Duration::from_secs(5), "-B from the kernel table", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) >= N_ENTRIES
+    });
 }

@@ -55,6 +55,8 @@ pub struct CtlOps {
     pub filter: Option<crate::filter::UserFilter>,
     /// `NetlinkOverrunResync`: delay of the resync after an event overrun (`None`: off).
     pub overrun_resync: Option<Duration>,
+    /// `DisableInternalCache`: `-i` and `-B` read the kernel table instead.
+    pub bypass: bool,
 }
 
 /// The pending PurgeTimeout flush (sync-modes.md §7): at most one; any newer generation
@@ -88,6 +90,8 @@ pub struct CtlView {
     pub started: Instant,
     /// `DisableExternalCache`: the injector's counters ("external inject" block).
     pub inject: Option<Arc<CacheCounters>>,
+    /// `DisableInternalCache`: the first `-s` block is "internal bypass".
+    pub bypass: bool,
 }
 
 /// The handler.
@@ -262,8 +266,18 @@ impl CtlView {
             Some(c) if !exp => ExternalSummary::Inject(summary(&[&**c])),
             _ => ExternalSummary::Cache(summary(&e)),
         };
+        let internal = if self.bypass && !exp {
+            let c = summary(&i);
+            InternalSummary::Bypass {
+                new: c.created,
+                updated: c.updated,
+                destroyed: c.destroyed,
+            }
+        } else {
+            InternalSummary::Cache(summary(&i))
+        };
         render::sync_summary(&SyncSummary {
-            internal: InternalSummary::Cache(summary(&i)),
+            internal,
             external,
             // The C daemon counts netlink traffic only in stats mode.
             traffic: Traffic::default(),
@@ -366,6 +380,44 @@ impl CtlOps {
                     log,
                 );
             }
+        }
+    }
+
+    /// `-i` without an internal cache: the kernel table, as the C daemon prints it then.
+    fn kernel_lines(&mut self) -> String {
+        let mut s = String::new();
+        let filter = self.filter.clone();
+        let _ = self
+            .flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                if filter.as_ref().is_none_or(|f| f.accepts(ct)) {
+                    s.push_str(&crate::ctl::render::entry::conntrack_line(ct));
+                    s.push('\n');
+                }
+            });
+        s
+    }
+
+    /// `-B` without an internal cache: every kernel entry goes out as CT_NEW (§5.2).
+    fn bulk_from_kernel(&mut self, log: &Log) {
+        let n = self.workers.len();
+        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
+        let res = self
+            .flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                let s = shard_of(&CtKey::from_conntrack(ct), n);
+                per[s].push(KernelEvent {
+                    change: CtChange::New,
+                    origin: Origin::NotMe,
+                    ct: *ct,
+                });
+            });
+        if let Err(e) = res {
+            log.error(&format!("bulk send: {e}"));
+            return;
+        }
+        for (w, evs) in self.workers.iter_mut().zip(per) {
+            let _ = w.push(Cmd::Load(evs));
         }
     }
 
@@ -484,6 +536,21 @@ impl CtlHandler for Handler {
             _ => {}
         }
         let mut ops = self.ops.lock();
+        if ops.bypass {
+            match code {
+                // §5.2: the kernel table itself, plain format, filtered, no suffix.
+                C::CT_DUMP_INTERNAL => return out.write_all(ops.kernel_lines().as_bytes()),
+                C::SEND_BULK => {
+                    ops.bulk_from_kernel(log);
+                    return Ok(());
+                }
+                C::CT_RESYNC_MASTER | C::ALL_RESYNC_MASTER => {
+                    log.notice("resync is unsupported in this mode");
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
         let text = match code {
             C::CT_DUMP_INTERNAL => ops.dump(Dump::Internal {
                 exp: false,

@@ -35,6 +35,7 @@ use crate::filter::{ExpFilter, UserFilter};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::events::{EventGroups, EventOptions, EventSocket};
 use crate::netlink::exp::Expectation;
+use crate::netlink::filter::{KernelFilter, Policy as KPolicy};
 use crate::netlink::socket::{CtHandle, DumpFilter};
 use crate::runtime::reader::{self, OwnPorts, Router};
 use crate::runtime::receiver::Dispatcher;
@@ -122,9 +123,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         .sync
         .as_ref()
         .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
-    if sync.disable_internal_cache {
-        return Err(err("DisableInternalCache is not implemented yet"));
-    }
+    // DisableInternalCache is a NOTRACK option (the grammar allows it nowhere else).
+    let bypass = sync.disable_internal_cache && sync.mode == SyncMode::Notrack;
     if sync.channels.is_empty() {
         return Err(err("no dedicated link configured"));
     }
@@ -195,9 +195,19 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     // Kernel-space filtering (BPF on the event socket) is not wired yet: the same sets are
     // applied in user space, which gives the same result at some CPU cost.
     let filter = Some(UserFilter::new(&g.filter)).filter(|f| !f.is_empty());
-    if g.filter.from == crate::config::FilterFrom::Kernelspace {
-        log.warning("Filter From Kernelspace is applied in user space by this version");
-    }
+    // `Filter From Kernelspace`: a BPF program on the event socket does the filtering of
+    // events; dumps and resyncs still go through the user-space filter (§8.5).
+    let kernel_filtered = g.filter.from == crate::config::FilterFrom::Kernelspace
+        && filter.is_some()
+        && match events.set_filter(&kernel_filter(&g.filter)) {
+            Ok(()) => true,
+            Err(e) => {
+                log.warning(&format!(
+                    "kernel-space filter refused ({e}); filtering events in user space"
+                ));
+                false
+            }
+        };
     let wcfg = WorkerConfig {
         send: SendPolicy {
             tcp_window_tracking: sync.tcp_window_tracking,
@@ -207,6 +217,8 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         limit: (g.hash_limit as usize).div_ceil(n),
         capacity: (g.hash_size as usize).div_ceil(n).min(1 << 16),
         track_all: sync.mode == SyncMode::Alarm,
+        kernel_filtered,
+        bypass,
         epoch,
     };
     for (shard, place) in places.into_iter().enumerate() {
@@ -248,19 +260,21 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         );
     }
 
-    // Start-up dump into the internal cache (no messages sent, §8.1).
+    // Start-up dump into the internal cache (no messages sent, §8.1); none without one.
     let mut router = Router::new(ev_prod, exp_prod);
-    flush
-        .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
-            router.route(KernelEvent {
-                change: CtChange::New,
-                origin: Origin::Dump,
-                ct: *ct,
-            });
-        })
-        .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
+    if !bypass {
+        flush
+            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
+                router.route(KernelEvent {
+                    change: CtChange::New,
+                    origin: Origin::Dump,
+                    ct: *ct,
+                });
+            })
+            .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
+    }
     router.flush_blocking(&shutdown);
-    if exp_filter.enabled() {
+    if exp_filter.enabled() && !bypass {
         // Masters first (above), then their expectations.
         flush
             .dump_expectations(0, |e: &Expectation| {
@@ -296,6 +310,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
         }),
         SyncMode::Notrack => ModeConfig::Notrack(notrack::Config {
             startup_resync: sync.startup_resync,
+            disable_internal_cache: bypass,
             ..notrack::Config::default()
         }),
         _ => ModeConfig::Ftfw(ftfw::Config {
@@ -373,6 +388,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                         .netlink_overrun_resync
                         .map(|s| Duration::from_secs(u64::from(s))),
                     filter,
+                    bypass,
                 },
                 ctl::CtlView {
                     shards: shard_stats,
@@ -385,6 +401,7 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
                     log: Arc::clone(log),
                     started,
                     inject: inject_stats,
+                    bypass,
                 },
             );
             let handler = Arc::new(handler);
@@ -439,4 +456,39 @@ fn set_realtime(cfg: crate::config::Scheduler) {
 /// The lock file path (for callers that clean up after a failed start).
 pub fn lock_path(conf: &Config) -> &Path {
     &conf.general.lock_file
+}
+
+/// The kernel-space form of `General { Filter }` for the event socket's BPF program.
+fn kernel_filter(f: &crate::config::Filter) -> KernelFilter {
+    use crate::config::Policy as P;
+    use std::net::IpAddr;
+    let pol = |p: P| match p {
+        P::Accept => KPolicy::Accept,
+        _ => KPolicy::Ignore,
+    };
+    let mut k = KernelFilter::default();
+    if let Some(s) = &f.protocol {
+        let nums = s
+            .items
+            .iter()
+            .filter_map(|p| u8::try_from(p.number).ok())
+            .collect();
+        k.protocols = Some((pol(s.policy), nums));
+    }
+    if let Some(s) = &f.address {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for p in &s.items {
+            match p.addr {
+                IpAddr::V4(a) => v4.push((a, p.prefix_len.min(32))),
+                IpAddr::V6(a) => v6.push((a, p.prefix_len.min(128))),
+            }
+        }
+        k.v4 = Some((pol(s.policy), v4));
+        k.v6 = Some((pol(s.policy), v6));
+    }
+    if let Some(s) = &f.state {
+        let states = s.items.iter().map(|&t| t as u8).collect();
+        k.tcp_states = Some((pol(s.policy), states));
+    }
+    k
 }

@@ -110,6 +110,33 @@ impl Endpoint {
         }
     }
 
+    /// `DisableInternalCache` (NOTRACK only): serialise now into the link buffer.
+    fn queue_direct(&mut self, seq: &mut SeqCounter, msg_type: MsgType, p: &TxPayload) {
+        if let Self::Notrack(e) = self {
+            let msg = match p {
+                TxPayload::Ct(repr) => Outgoing::Ct {
+                    msg_type,
+                    flags: crate::wire::Flags::NONE,
+                    repr,
+                },
+                TxPayload::Exp(repr) => Outgoing::Exp {
+                    msg_type,
+                    flags: crate::wire::Flags::NONE,
+                    repr,
+                },
+            };
+            let _ = e.queue_direct(seq, &msg);
+        }
+    }
+
+    /// Stops refreshing `key` (ALARM); FTFW and NOTRACK keep nothing per object beyond
+    /// their queues, which drop it as vanished.
+    fn forget(&mut self, key: &Key) {
+        if let Self::Alarm(e) = self {
+            e.forget_item(key);
+        }
+    }
+
     fn request_resync(&mut self) {
         match self {
             Self::Ftfw(e) => e.request_resync(),
@@ -340,6 +367,15 @@ impl LinkThread {
                 if self.from_workers[i].pop_batch(&mut items, 4096) > 0 {
                     busy = true;
                     for it in items.drain(..) {
+                        if it.direct {
+                            self.ep.queue_direct(&mut self.seq, it.msg_type, &it.repr);
+                            continue;
+                        }
+                        if it.forget {
+                            self.pending.0.remove(&it.key);
+                            self.ep.forget(&it.key);
+                            continue;
+                        }
                         self.pending.0.insert(it.key, (it.msg_type, it.repr));
                         self.ep.queue_item(now, it.key, it.send_now);
                     }

@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span, warn};
@@ -22,172 +21,23 @@ use tracing::{debug, info_span, warn};
 use super::ring::{Consumer, Producer};
 use super::wake::Waker;
 use crate::cache::convert::{self, SendPolicy};
-use crate::cache::entry::Stored;
-use crate::cache::exp::{apply_exp_send_policy, exp_kernel_from_wire};
+use crate::cache::exp::apply_exp_send_policy;
 use crate::cache::{
     CacheStats, CtKey, ExpKey, ExternalCache, ExternalExpCache, InternalCache, InternalExpCache,
     KernelEvent as CacheEvent, ObjStatus, Origin as CacheOrigin, Outcome, PeerMsg, Secs,
 };
-use crate::ctl::render::entry::{conntrack_line, dump_line, expect_line};
-use crate::ctl::render::xml::{conntrack_xml, expect_xml};
 use crate::daemon::stats::{CacheCounters, ShardStats};
 use crate::filter::ExpFilter;
 use crate::filter::UserFilter;
-use crate::netlink::exp::Expectation;
 
-use crate::netlink::ct::Conntrack;
 use crate::wire::{MsgType, ct, exp};
 
-/// Whose request caused a kernel event (sync-modes.md §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Anybody else: applied and replicated.
-    NotMe,
-    /// Our commit socket: applied, not replicated.
-    Commit,
-    /// Our flush socket: applied, not replicated.
-    Flush,
-    /// The start-up dump or a `-R` resync: applied, not replicated.
-    Dump,
-    /// Our inject socket (`DisableExternalCache`): ignored completely.
-    Inject,
-}
+mod render;
+mod types;
 
-/// What happened to a conntrack, from the event header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CtChange {
-    /// Created (or dumped).
-    New,
-    /// Updated.
-    Update,
-    /// Destroyed.
-    Destroy,
-}
-
-/// One kernel conntrack event, decoded by the reader.
-#[derive(Debug, Clone, Copy)]
-pub struct KernelEvent {
-    /// What happened.
-    pub change: CtChange,
-    /// Who caused it.
-    pub origin: Origin,
-    /// The entry as the kernel reported it.
-    pub ct: Conntrack,
-}
-
-/// Something received from a peer for this shard.
-// Not boxed: the data variant is the common one, and the rings move whole batches.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Copy)]
-pub enum PeerItem {
-    /// A CT_NEW / CT_UPD / CT_DEL payload.
-    Ct {
-        /// The message type.
-        msg_type: MsgType,
-        /// The payload.
-        repr: ct::Repr,
-    },
-    /// A peer asked for everything (RESYNC): queue every internal object.
-    Resync,
-    /// An EXP_NEW / EXP_UPD / EXP_DEL payload.
-    Exp {
-        /// The message type.
-        msg_type: MsgType,
-        /// The payload.
-        repr: exp::Repr,
-    },
-    /// ALARM: the foreign object was not refreshed for `CacheTimeout`; remove it.
-    Expire(TxKey),
-}
-
-/// One kernel expectation event, decoded by the reader.
-#[derive(Debug, Clone, Copy)]
-pub struct ExpEvent {
-    /// What happened.
-    pub change: CtChange,
-    /// Who caused it.
-    pub origin: Origin,
-    /// The expectation as the kernel reported it.
-    pub exp: Expectation,
-}
-
-/// What the link thread keys its queues by: a conntrack or an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TxKey {
-    /// A conntrack.
-    Ct(CtKey),
-    /// An expectation.
-    Exp(ExpKey),
-}
-
-/// The payload of a [`TxItem`].
-#[derive(Debug, Clone, Copy)]
-pub enum TxPayload {
-    /// CT_* message body.
-    Ct(ct::Repr),
-    /// EXP_* message body.
-    Exp(exp::Repr),
-}
-
-/// One request to the link thread: send this object's current state.
-#[derive(Debug, Clone, Copy)]
-pub struct TxItem {
-    /// The object.
-    pub key: TxKey,
-    /// Message type by status now (NEW, UPD or DEL).
-    pub msg_type: MsgType,
-    /// Its current payload.
-    pub repr: TxPayload,
-    /// Send it now; `false` only registers it (ALARM: dumped objects go out at their first
-    /// refresh).
-    pub send_now: bool,
-}
-
-/// Which cache a [`Cmd::Dump`] renders, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dump {
-    /// `-i` (`exp`: `-i expect`; `xml`: `-x`).
-    Internal {
-        /// The expectation cache.
-        exp: bool,
-        /// XML lines.
-        xml: bool,
-    },
-    /// `-e`, likewise.
-    External {
-        /// The expectation cache.
-        exp: bool,
-        /// XML lines.
-        xml: bool,
-    },
-}
-
-/// A control request for one shard; the answer goes back on the enclosed channel.
-#[derive(Debug)]
-pub enum Cmd {
-    /// Render a cache (`-i`, `-e`, with `expect` and `-x` variants).
-    Dump(Dump, Sender<String>),
-    /// Hand out the external cache for a commit: `(payload, last update)` in commit order.
-    CollectExternal(Sender<Vec<(ct::Repr, Secs)>>),
-    /// Hand out the external expectation cache for a commit.
-    CollectExternalExp(Sender<Vec<(exp::Repr, Secs)>>),
-    /// Empty the internal and/or external cache; answers when done.
-    Flush {
-        /// Flush the internal cache.
-        internal: bool,
-        /// Flush the external cache.
-        external: bool,
-        /// Completion.
-        done: Sender<()>,
-    },
-    /// Queue every internal object for transmission (`-B`).
-    Bulk,
-    /// Apply dumped kernel entries to the internal cache without replicating them (`-R`).
-    Load(Vec<KernelEvent>),
-    /// Overrun resync: apply and replicate these dumped entries (this shard's share of the
-    /// whole table), then mark every other cached entry DEAD and replicate its DEL.
-    Resync(Vec<KernelEvent>),
-}
+pub use types::{
+    Cmd, CtChange, Dump, ExpEvent, KernelEvent, Origin, PeerItem, TxItem, TxKey, TxPayload,
+};
 
 /// Static parameters of a worker.
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +53,10 @@ pub struct WorkerConfig {
     /// ALARM: every internal object (dumped ones too) must be known to the link thread,
     /// which refreshes it periodically.
     pub track_all: bool,
+    /// Events were filtered by the kernel (BPF): the user-space filter only runs on dumps.
+    pub kernel_filtered: bool,
+    /// `DisableInternalCache` (NOTRACK): events bypass the cache and go out directly.
+    pub bypass: bool,
     /// The daemon's clock origin: cache times are whole seconds since then.
     pub epoch: Instant,
 }
@@ -367,6 +221,52 @@ impl Worker {
             msg_type,
             repr: TxPayload::Ct(repr),
             send_now,
+            forget: false,
+            direct: false,
+        });
+    }
+
+    /// `DisableInternalCache` (§5.2): each NOT_ME event goes out as CT_NEW/UPD/DEL at once;
+    /// the "internal bypass" counters of `-s` count them.
+    fn bypass(&mut self, ev: &KernelEvent, key: CtKey) {
+        if ev.origin != Origin::NotMe {
+            return;
+        }
+        let st = &self.io.stats.internal;
+        let msg_type = match ev.change {
+            CtChange::New => {
+                st.created.inc();
+                MsgType::CT_NEW
+            }
+            CtChange::Update => {
+                st.updated.inc();
+                MsgType::CT_UPD
+            }
+            CtChange::Destroy => {
+                st.destroyed.inc();
+                MsgType::CT_DEL
+            }
+        };
+        let repr = convert::wire_from_kernel(&ev.ct, &self.cfg.send);
+        self.out.push(TxItem {
+            key: TxKey::Ct(key),
+            msg_type,
+            repr: TxPayload::Ct(repr),
+            send_now: true,
+            forget: false,
+            direct: true,
+        });
+    }
+
+    /// Tells the link thread to drop its copy of an object that left the cache silently.
+    fn forget(&mut self, key: TxKey) {
+        self.out.push(TxItem {
+            key,
+            msg_type: MsgType::CT_DEL,
+            repr: TxPayload::Ct(ct::Repr::default()),
+            send_now: false,
+            forget: true,
+            direct: false,
         });
     }
 
@@ -388,6 +288,8 @@ impl Worker {
             msg_type,
             repr: TxPayload::Exp(repr),
             send_now,
+            forget: false,
+            direct: false,
         });
     }
 
@@ -427,18 +329,25 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_exp(key, false);
             }
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(key)),
             _ => {}
         }
     }
 
     fn on_kernel(&mut self, now: Instant, ev: &KernelEvent) {
-        // The user-space filter runs on events, dumps and resyncs alike (§8.5).
+        // The user-space filter runs on events, dumps and resyncs alike, except on events
+        // already filtered by the kernel (§8.5).
         if let Some(f) = &self.filter
+            && !(self.cfg.kernel_filtered && ev.origin != Origin::Dump)
             && !f.accepts(&ev.ct)
         {
             return;
         }
         let key = CtKey::from_conntrack(&ev.ct);
+        if self.cfg.bypass {
+            self.bypass(ev, key);
+            return;
+        }
         let origin = match ev.origin {
             Origin::NotMe => CacheOrigin::NotMe,
             Origin::Commit => CacheOrigin::Commit,
@@ -459,6 +368,7 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_as(key, false);
             }
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Ct(key)),
             Outcome::Full { first: true } => warn!("internal cache is full"),
             _ => {}
         }
@@ -546,81 +456,12 @@ impl Worker {
             c.destroyed.set(s.del_ok);
             c.destroy_failed.set(s.del_fail);
         }
-        copy(&self.io.stats.internal, &self.internal.stats());
+        if !self.cfg.bypass {
+            copy(&self.io.stats.internal, &self.internal.stats());
+        }
         copy(&self.io.stats.external, &self.external.stats());
         copy(&self.io.stats.internal_exp, &self.internal_exp.stats());
         copy(&self.io.stats.external_exp, &self.external_exp.stats());
-    }
-
-    /// The lines of a `-i`/`-e` dump of this shard. The caches hold only the replicated
-    /// attributes, so a line shows what the sync protocol carries (the reply tuple is the
-    /// mirrored original, as a commit would create it).
-    fn render(&self, what: Dump, secs: Secs) -> String {
-        let policy = convert::CommitPolicy::default();
-        let mut s = String::new();
-        let since = |created: Secs| u64::from(secs.saturating_sub(created));
-        match what {
-            Dump::Internal { exp: false, xml } | Dump::External { exp: false, xml } => {
-                let internal = matches!(what, Dump::Internal { .. });
-                let objs: Vec<_> = if internal {
-                    self.internal
-                        .iter()
-                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
-                        .collect()
-                } else {
-                    self.external
-                        .iter()
-                        .map(|(k, o)| (o.val.unpack(k), o.meta.created))
-                        .collect()
-                };
-                for (r, created) in objs {
-                    let Ok(mut ct) = convert::kernel_from_wire(&r, secs, secs, &policy) else {
-                        continue;
-                    };
-                    ct.timeout = None;
-                    ct.protoinfo = display_protoinfo(&r);
-                    if !internal {
-                        // The external object only knows the original tuple (§3.2).
-                        ct.reply = None;
-                        ct.nat_src = None;
-                        ct.nat_dst = None;
-                    }
-                    if xml {
-                        s.push_str(&conntrack_xml(&ct));
-                        s.push('\n');
-                    } else {
-                        s.push_str(&dump_line(&conntrack_line(&ct), None, since(created)));
-                    }
-                }
-            }
-            Dump::Internal { exp: true, xml } | Dump::External { exp: true, xml } => {
-                let objs: Vec<_> = if matches!(what, Dump::Internal { .. }) {
-                    self.internal_exp
-                        .iter()
-                        .filter(|(_, o)| o.meta.status != ObjStatus::Dead)
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
-                        .collect()
-                } else {
-                    self.external_exp
-                        .iter()
-                        .map(|(k, o)| (Stored::unpack(&o.val, k), o.meta.created))
-                        .collect()
-                };
-                for (r, created) in objs {
-                    let Ok(e) = exp_kernel_from_wire(&r, secs, secs, &policy) else {
-                        continue;
-                    };
-                    if xml {
-                        s.push_str(&expect_xml(&e));
-                        s.push('\n');
-                    } else {
-                        s.push_str(&dump_line(&expect_line(&e), None, since(created)));
-                    }
-                }
-            }
-        }
-        s
     }
 
     fn on_cmd(&mut self, now: Instant, cmd: Cmd) {
@@ -651,6 +492,17 @@ impl Worker {
                 done,
             } => {
                 if internal {
+                    if self.cfg.track_all {
+                        let keys: Vec<TxKey> = self
+                            .internal
+                            .iter()
+                            .map(|(k, _)| TxKey::Ct(*k))
+                            .chain(self.internal_exp.iter().map(|(k, _)| TxKey::Exp(*k)))
+                            .collect();
+                        for k in keys {
+                            self.forget(k);
+                        }
+                    }
                     self.internal.flush();
                     self.internal_exp.flush();
                 }
@@ -686,21 +538,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// The protocol state of a cached payload, for display only.
-fn display_protoinfo(r: &ct::Repr) -> Option<crate::netlink::protoinfo::ProtoInfo> {
-    use crate::netlink::protoinfo::{ProtoInfo, SctpInfo, TcpInfo};
-    if let Some(state) = r.tcp_state {
-        return Some(ProtoInfo::Tcp(TcpInfo {
-            state: Some(state),
-            ..TcpInfo::default()
-        }));
-    }
-    r.sctp_state.map(|state| {
-        ProtoInfo::Sctp(SctpInfo {
-            state: Some(state),
-            ..SctpInfo::default()
-        })
-    })
 }

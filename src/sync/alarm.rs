@@ -93,7 +93,7 @@ pub struct Wheel<T> {
     tick: Duration,
     slots: Vec<Vec<(T, u64)>>,
     /// The tick each live key is due at.
-    due: HashMap<T, u64>,
+    due: HashMap<T, u64, ahash::RandomState>,
     /// First tick not swept yet.
     cursor: u64,
 }
@@ -107,7 +107,7 @@ impl<T: Clone + Eq + Hash> Wheel<T> {
             epoch,
             tick,
             slots: (0..n).map(|_| Vec::new()).collect(),
-            due: HashMap::new(),
+            due: HashMap::default(),
             cursor: 0,
         }
     }
@@ -230,7 +230,7 @@ pub struct Alarm<K, X, P> {
     expiry: Wheel<X>,
     /// Items to send, FIFO; each at most once (`queued`), the tx-queue collapse of §1.
     tx: VecDeque<K>,
-    queued: HashSet<K>,
+    queued: HashSet<K, ahash::RandomState>,
     /// Last sequence number per sender, for the "lost"/"before" statistics only.
     peers: Vec<(P, Seq)>,
     rng: Rng,
@@ -254,7 +254,7 @@ where
             refresh: Wheel::new(now, config.tick, horizon),
             expiry: Wheel::new(now, config.tick, config.cache_timeout + config.tick),
             tx: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: HashSet::default(),
             peers: Vec::new(),
             rng: Rng(config.seed),
             events: VecDeque::new(),

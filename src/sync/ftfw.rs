@@ -200,7 +200,7 @@ pub struct Ftfw<K, P> {
     tx: VecDeque<TxItem<K>>,
     /// Sent messages awaiting ACK, in transmission (hence sequence) order.
     resend: ResendQueue<K>,
-    loc: HashMap<K, Loc>,
+    loc: HashMap<K, Loc, ahash::RandomState>,
     /// Per-sender receive state. A handful of peers: a `Vec` is faster than a map and
     /// iterates in a fixed order, which keeps the output deterministic.
     peers: Vec<Rx<P>>,
@@ -228,7 +228,7 @@ where
             timers: TimerTable::default(),
             tx: VecDeque::new(),
             resend: ResendQueue::default(),
-            loc: HashMap::new(),
+            loc: HashMap::default(),
             peers: Vec::new(),
             live_mask: 0,
             hello_done: false,

@@ -124,7 +124,7 @@ pub struct Notrack<K, P> {
     timers: TimerTable,
     /// Items and control messages to send, FIFO; a data key at most once (§1 collapse).
     tx: VecDeque<TxItem<K>>,
-    queued: HashSet<K>,
+    queued: HashSet<K, ahash::RandomState>,
     /// `DisableInternalCache`: the link buffer holding messages serialised at event time,
     /// `pending_msgs` of them, waiting for the next transmit run.
     pending: Vec<u8>,
@@ -151,7 +151,7 @@ where
             config,
             timers: TimerTable::default(),
             tx: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: HashSet::default(),
             pending: Vec::new(),
             pending_used: 0,
             pending_msgs: 0,
