@@ -468,7 +468,8 @@ pub fn proc_sample(pid: u32) -> io::Result<ProcSample> {
     Ok(ProcSample { cpu_s, rss_kib })
 }
 
-/// Per-thread CPU of a process: one line per thread, `TID COMM utime+stime seconds`, from
+/// Per-thread CPU of a process: one line per thread, `TID COMM total (user U sys S)` in
+/// seconds, from
 /// `/proc/PID/task/TID/stat` (live threads only).
 pub fn thread_cpu(pid: u32) -> String {
     let mut out = String::new();
@@ -488,13 +489,15 @@ pub fn thread_cpu(pid: u32) -> String {
             .to_owned();
         let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        rows.push((tid, comm, ticks as f64 / 100.0));
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (user, sys) = (field(11) as f64 / 100.0, field(12) as f64 / 100.0);
+        rows.push((tid, comm, user + sys, user, sys));
     }
     rows.sort_by(|a, b| b.2.total_cmp(&a.2));
-    for (tid, comm, s) in rows {
-        out.push_str(&format!("{tid} {comm} {s:.2}\n"));
+    for (tid, comm, total, user, sys) in rows {
+        out.push_str(&format!(
+            "{tid} {comm} {total:.2} (user {user:.2} sys {sys:.2})\n"
+        ));
     }
     out
 }
