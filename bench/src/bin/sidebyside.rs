@@ -20,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conntrackd_bench::testbed::{
-    ConntrackMax, Daemon, Mode, Netns, Testbed, Transport, Watchdog, config, json_num, run,
-    thread_cpu,
+    CONNTRACK_MAX, ConntrackMax, Daemon, Mode, Netns, Testbed, Transport, Watchdog, config,
+    json_num, run, thread_cpu,
 };
 
 /// One implementation under test.
@@ -88,6 +88,9 @@ struct Ctx {
     results: BTreeMap<String, (Vec<String>, ByImpl)>,
     csv: String,
     commands: Vec<String>,
+    /// The global nf_conntrack_max this run needs (checked after every phase: it is global,
+    /// and another process on the machine may lower it under us).
+    max_want: u64,
     order: Vec<String>,
 }
 
@@ -208,6 +211,28 @@ fn dump_threads(ctx: &Ctx, sc: &str, imp: &str, a: &Daemon, b: &Daemon) {
         thread_cpu(b.pid())
     );
     let _ = fs::write(ctx.out.join(format!("threads-{safe}-{imp}.txt")), text);
+}
+
+/// Records the global nf_conntrack_max if something lowered it below what the run needs
+/// (entries beyond it are refused by the kernel, so a commit or burst would stop short).
+fn check_max(ctx: &mut Ctx, sc: &str, imp: &str) {
+    let now: u64 = fs::read_to_string(CONNTRACK_MAX)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    if now < ctx.max_want {
+        eprintln!(
+            "WARNING: nf_conntrack_max is {now}, below the {} this run set: another process \
+             changed the global value; entries beyond it were refused",
+            ctx.max_want
+        );
+        ctx.record(
+            sc,
+            imp,
+            "WARNING nf_conntrack_max lowered by another process",
+            now as f64,
+        );
+    }
 }
 
 fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
@@ -359,6 +384,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
         }
         ctx.record(sc, l, "commit_cpu_s_B", b3.cpu_s - b2.cpu_s);
     }
+    check_max(ctx, sc, l);
     drop((a, b));
     drop(tb);
     Ok(())
@@ -460,6 +486,7 @@ fn churn(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
         (cpu_a + cpu_b) * 1e6 / expected_events.max(1) as f64,
     );
     dump_threads(ctx, sc, l, &a, &b);
+    check_max(ctx, sc, l);
     drop((a, b));
     drop(tb);
     Ok(())
@@ -583,7 +610,7 @@ fn setup_text(ctx: &Ctx, impls: &[Impl], argv: &[String], max_old: u64, max_run:
     let _ = writeln!(s, "git: {}", sh("git rev-parse HEAD 2>/dev/null; git status --porcelain 2>/dev/null | wc -l | sed 's/$/ dirty files/'").replace('\n', " "));
     let _ = writeln!(
         s,
-        "nf_conntrack_max: {max_old} (raised to {max_run} for the run, restored)"
+        "nf_conntrack_max: {max_old} before the run; the run needs {max_run} (raised only if lower, restored at the end)"
     );
     for i in impls {
         let (_, v) = run(&[&i.bin.to_string_lossy(), "-v"]);
@@ -765,6 +792,7 @@ fn real_main() -> io::Result<()> {
         results: BTreeMap::new(),
         csv: "scenario,impl,metric,value\n".to_owned(),
         commands: Vec::new(),
+        max_want: 0,
         order: Vec::new(),
     };
     // Each namespace's table is limited by the global value; the backup holds the committed
@@ -772,6 +800,7 @@ fn real_main() -> io::Result<()> {
     let want_max = (max_n + max_n / 4).max(262_144);
     let max = ConntrackMax::raise(&ctx.watchdog, want_max)?;
     let max_old = max.old();
+    ctx.max_want = want_max;
 
     let t0 = Instant::now();
     let mut failures = Vec::new();
@@ -821,7 +850,7 @@ fn real_main() -> io::Result<()> {
         }
     }
     fs::write(out.join("summary.md"), &sum)?;
-    let setup = setup_text(&ctx, &impls, &argv, max_old, want_max.max(max_old));
+    let setup = setup_text(&ctx, &impls, &argv, max_old, want_max);
     fs::write(out.join("SETUP"), setup)?;
     drop(max);
     ctx.watchdog.finish();
