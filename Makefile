@@ -37,8 +37,18 @@ fmt:
 perf:
 	perf/limits.sh
 
-bench:
-	@echo "bench: not yet — the side-by-side benchmark is issue 5"; exit 1
+# Side-by-side: Debian's C conntrackd 1.4.7 and ours on the same namespace testbed, same
+# config, same ctgen load; ratios ours/C in bench/runs/<date>-<host>/ (see bench/README.md).
+# Needs root. `bench-quick` takes about 2–3 minutes, `bench` (full) about 30–40.
+BENCH_OUT ?= bench/runs/$(shell date -u +%Y-%m-%d)-$(shell hostname)
+.PHONY: bench-quick
+bench-quick: deps
+	$(CARGO) build --release -p conntrackd -p conntrackd-perf -p conntrackd-bench --bins
+	target/release/sidebyside --quick --out $(BENCH_OUT)
+
+bench: deps
+	$(CARGO) build --release -p conntrackd -p conntrackd-perf -p conntrackd-bench --bins
+	target/release/sidebyside --full --out $(BENCH_OUT)-full
 
 # Two firewalls in namespaces, keepalived + conntrackd, a hard failover (tests/demo/README.md).
 # CONNTRACKD=/usr/sbin/conntrackd runs it with Debian's C daemon; SYNC_MODE=ALARM switches mode.

@@ -11,6 +11,7 @@
 
 pub mod flows;
 pub mod harness;
+pub mod testbed;
 pub mod vectors;
 
 pub use harness::{Opts, Sample, header, measure, measure_with, row};
