@@ -401,8 +401,6 @@ fn notify_script_branches_c() {
 }
 
 #[test]
-#[ignore = "our `conntrackd -d` exits before its control socket answers (C forks only after \
-            init), so the script's -t and -n right after it fail; daemon bug, not the script's"]
 fn notify_script_branches_ours() {
     notify_script_branches(OUR_CONNTRACKD);
 }

@@ -83,14 +83,27 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
             return Err(err(e.to_string()));
         }
     };
+    // With `-d` the parent exits only once the child serves its control socket (or has
+    // failed): the C daemon forks after its initialisation, and keepalived notify scripts
+    // (primary-backup.sh's backup branch) run `-t`/`-n` right after `-d` returns.
+    let mut ready = None;
     if background {
+        let (mut rx, tx) = std::io::pipe().map_err(|e| err(format!("pipe: {e}")))?;
         match signal::fork().map_err(|e| err(format!("fork: {e}")))? {
             Some(_child) => {
                 // The child owns the lock now.
                 lock.leak();
-                return Ok(());
+                drop(tx);
+                let mut byte = [0u8; 1];
+                return match std::io::Read::read(&mut rx, &mut byte) {
+                    Ok(1) => Ok(()),
+                    // EOF: the child exited before it was ready; it logged why.
+                    _ => Err(err("daemon failed to start (see the log file)")),
+                };
             }
             None => {
+                drop(rx);
+                ready = Some(tx);
                 signal::detach().map_err(|e| err(format!("detach: {e}")))?;
                 log.detach_console();
             }
@@ -107,7 +120,7 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     // `lock` lives until this function returns: removed after a clean shutdown or a
     // failed initialisation alike.
     let _lock = lock;
-    match start(conf, background, &log) {
+    match start(conf, background, &log, ready) {
         Ok(()) => Ok(()),
         Err(e) => {
             log.error(&e.0);
@@ -116,7 +129,12 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     }
 }
 
-fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartError> {
+fn start(
+    conf: &Config,
+    background: bool,
+    log: &Arc<Log>,
+    ready: Option<std::io::PipeWriter>,
+) -> Result<(), StartError> {
     let started = Instant::now();
     signal::block_termination().map_err(|e| err(format!("signals: {e}")))?;
     let sync = conf
@@ -417,6 +435,10 @@ fn start(conf: &Config, background: bool, log: &Arc<Log>) -> Result<(), StartErr
     };
 
     log.notice("initialization completed");
+    if let Some(mut tx) = ready {
+        // The parent is waiting on this byte; if it is already gone there is nobody to tell.
+        let _ = std::io::Write::write_all(&mut tx, b"1");
+    }
     log.notice(if background {
         "-- starting in daemon mode --"
     } else {
