@@ -399,52 +399,41 @@ impl CtlOps {
 
     /// `-B` without an internal cache: every kernel entry goes out as CT_NEW (§5.2).
     fn bulk_from_kernel(&mut self, log: &Log) {
-        let n = self.workers.len();
-        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
-        let res = self
-            .flush
-            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
-                let s = shard_of(&CtKey::from_conntrack(ct), n);
-                per[s].push(KernelEvent {
-                    change: CtChange::New,
-                    origin: Origin::NotMe,
-                    ct: *ct,
-                });
-            });
-        if let Err(e) = res {
-            log.error(&format!("bulk send: {e}"));
-            return;
-        }
-        for (w, evs) in self.workers.iter_mut().zip(per) {
-            let _ = w.push(Cmd::Load(evs));
-        }
+        self.dump_to_workers(CtChange::New, Origin::NotMe, Cmd::Load, "bulk send", log);
     }
 
     /// The overrun resync (§8.3): a full dump, replicated, then a purge of what is gone.
     fn overrun_resync(&mut self, log: &Log) {
-        let n = self.workers.len();
-        let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
-        let res = self
-            .flush
-            .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
-                let s = shard_of(&CtKey::from_conntrack(ct), n);
-                per[s].push(KernelEvent {
-                    change: CtChange::Update,
-                    origin: Origin::NotMe,
-                    ct: *ct,
-                });
-            });
-        if let Err(e) = res {
-            log.error(&format!("resync after netlink overrun: {e}"));
-            return;
-        }
-        for (w, evs) in self.workers.iter_mut().zip(per) {
-            let _ = w.push(Cmd::Resync(evs));
-        }
+        self.dump_to_workers(
+            CtChange::Update,
+            Origin::NotMe,
+            Cmd::Resync,
+            "resync after netlink overrun",
+            log,
+        );
     }
 
     /// `-R`: dump the kernel table into the internal cache (no messages sent).
     fn resync_with_kernel(&mut self, log: &Log) {
+        self.dump_to_workers(
+            CtChange::New,
+            Origin::Dump,
+            Cmd::Load,
+            "resync with kernel table",
+            log,
+        );
+    }
+
+    /// Dumps the kernel's conntrack table and hands each worker its shard's entries as
+    /// `change` events from `origin`, wrapped in `cmd`. Nothing is sent when the dump fails.
+    fn dump_to_workers(
+        &mut self,
+        change: CtChange,
+        origin: Origin,
+        cmd: fn(Vec<KernelEvent>) -> Cmd,
+        what: &str,
+        log: &Log,
+    ) {
         let n = self.workers.len();
         let mut per: Vec<Vec<KernelEvent>> = (0..n).map(|_| Vec::new()).collect();
         let res = self
@@ -452,17 +441,17 @@ impl CtlOps {
             .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
                 let s = shard_of(&CtKey::from_conntrack(ct), n);
                 per[s].push(KernelEvent {
-                    change: CtChange::New,
-                    origin: Origin::Dump,
+                    change,
+                    origin,
                     ct: *ct,
                 });
             });
         if let Err(e) = res {
-            log.error(&format!("resync with kernel table: {e}"));
+            log.error(&format!("{what}: {e}"));
             return;
         }
         for (w, evs) in self.workers.iter_mut().zip(per) {
-            let _ = w.push(Cmd::Load(evs));
+            let _ = w.push(cmd(evs));
         }
     }
 
