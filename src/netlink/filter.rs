@@ -193,6 +193,28 @@ impl Asm {
         }
     }
 
+    /// One byte-set stage: the one-byte attribute at `path` is looked up in `values`. An
+    /// absent attribute passes the stage; otherwise `Accept` rejects unlisted values and
+    /// `Ignore` rejects listed ones.
+    fn byte_set(&mut self, path: &[u32], policy: Policy, values: &[u8], reject: Label) {
+        let next = self.label();
+        self.find(path, next);
+        self.stmt(TAX, 0);
+        self.stmt(LD_B_IND, NLA_HDRLEN);
+        let hit = if policy == Policy::Accept {
+            next
+        } else {
+            reject
+        };
+        for &v in values {
+            self.jeq_to(u32::from(v), hit);
+        }
+        if policy == Policy::Accept {
+            self.ja(reject);
+        }
+        self.bind(next);
+    }
+
     fn finish(mut self) -> Result<Vec<sock_filter>, FilterError> {
         for (at, l) in self.fixups {
             let target = self.labels[l.0].expect("every label is bound");
@@ -279,22 +301,12 @@ impl KernelFilter {
         a.stmt(RET_K, RET_ACCEPT);
 
         if let Some((policy, protos)) = &self.protocols {
-            let next = a.label();
-            a.find(&[CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_PROTO_NUM], next);
-            a.stmt(TAX, 0);
-            a.stmt(LD_B_IND, NLA_HDRLEN);
-            let hit = if *policy == Policy::Accept {
-                next
-            } else {
-                reject
-            };
-            for &p in protos {
-                a.jeq_to(u32::from(p), hit);
-            }
-            if *policy == Policy::Accept {
-                a.ja(reject);
-            }
-            a.bind(next);
+            a.byte_set(
+                &[CTA_TUPLE_ORIG, CTA_TUPLE_PROTO, CTA_PROTO_NUM],
+                *policy,
+                protos,
+                reject,
+            );
         }
 
         if let Some((policy, nets)) = &self.v4 {
@@ -372,25 +384,12 @@ impl KernelFilter {
         }
 
         if let Some((policy, states)) = &self.tcp_states {
-            let next = a.label();
-            a.find(
+            a.byte_set(
                 &[CTA_PROTOINFO, CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE],
-                next,
+                *policy,
+                states,
+                reject,
             );
-            a.stmt(TAX, 0);
-            a.stmt(LD_B_IND, NLA_HDRLEN);
-            let hit = if *policy == Policy::Accept {
-                next
-            } else {
-                reject
-            };
-            for &s in states {
-                a.jeq_to(u32::from(s), hit);
-            }
-            if *policy == Policy::Accept {
-                a.ja(reject);
-            }
-            a.bind(next);
         }
 
         a.stmt(RET_K, RET_ACCEPT);
