@@ -658,6 +658,16 @@ fn socket_buffers_are_forced() {
     )
     .unwrap();
     assert_eq!(rcv, 8 << 20);
+    // Without RcvSocketBuffer: our default, not the system's ~200 KiB.
+    c.rcv_buffer = None;
+    let l = channel::udp::open(&c).unwrap();
+    let rcv = conntrackd::sys::socket::get_int(
+        std::os::fd::AsFd::as_fd(&l),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+    )
+    .unwrap();
+    assert_eq!(rcv, 2 * channel::udp::DEFAULT_RCV_BUFFER as i32);
 }
 
 /// Without any link monitor: a send that fails because the path is gone moves the pool to

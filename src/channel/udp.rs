@@ -99,9 +99,15 @@ impl AsFd for DgramLink {
     }
 }
 
-/// Applies `SndSocketBuffer`/`Checksum` to a send socket and `RcvSocketBuffer` to a
-/// receive socket, with the FORCE variants the C daemon uses (they need CAP_NET_ADMIN and
-/// ignore `net.core.[rw]mem_max`).
+/// The receive buffer of a datagram link without `RcvSocketBuffer`. The C daemon keeps
+/// the system default (about 200 KiB, some 90 full datagrams), which a burst of a few
+/// thousand entries overruns; every overrun costs NACKs and retransmissions. 4 MiB holds
+/// about 25k entries' worth of datagrams for a few MiB of kernel memory.
+pub const DEFAULT_RCV_BUFFER: u32 = 4 << 20;
+
+/// Applies `SndSocketBuffer`/`Checksum` to a send socket and `RcvSocketBuffer` (or
+/// [`DEFAULT_RCV_BUFFER`]) to a receive socket, with the FORCE variants the C daemon uses
+/// (they need CAP_NET_ADMIN and ignore `net.core.[rw]mem_max`).
 pub(super) fn apply_buffers(
     ch: &config::Channel,
     send: BorrowedFd<'_>,
@@ -110,8 +116,17 @@ pub(super) fn apply_buffers(
     if let Some(n) = ch.snd_buffer {
         socket::set_int(send, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp(n))?;
     }
-    if let (Some(n), Some(recv)) = (ch.rcv_buffer, recv) {
-        socket::set_int(recv, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(n))?;
+    if let Some(recv) = recv {
+        match ch.rcv_buffer {
+            Some(n) => socket::set_int(recv, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp(n))?,
+            // Our own default: without CAP_NET_ADMIN take what rmem_max allows.
+            None => {
+                let n = clamp(DEFAULT_RCV_BUFFER);
+                if socket::set_int(recv, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, n).is_err() {
+                    socket::set_int(recv, libc::SOL_SOCKET, libc::SO_RCVBUF, n)?;
+                }
+            }
+        }
     }
     if !ch.checksum {
         socket::set_int(send, libc::SOL_SOCKET, socket::SO_NO_CHECK, 1)?;

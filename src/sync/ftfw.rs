@@ -21,8 +21,18 @@
 //!   group of three a node's ACK drops data the third node has not received, and that
 //!   node's NACK then finds nothing. With one peer both rules are the same.
 //!
-//! * A peer's HELLO releases the resend entries only that peer still owed an ACK for;
-//!   the C daemon empties the whole queue. With one peer both are the same.
+//! * **HELLO does not make data unreliable.** The C daemon takes every HELLO-flagged
+//!   message without a sequence check and empties its resend queue on each one (§2.3
+//!   step 1), so whatever is lost while either side still says HELLO — a burst right
+//!   after start-up — is never NACKed nor retransmitted, and the peer's ACK ranges even
+//!   cover it. We reset a peer's sequence tracking only when it restarts (its first
+//!   HELLO-flagged message, or one whose number goes backwards), check the sequence of
+//!   its other HELLO messages like any message, and never empty the resend queue.
+//! * **Retransmission timeout.** An entry sent [`Config::retransmit_timeout`] ago that a
+//!   live peer has not acknowledged although it acknowledged a later message is sent
+//!   again: it was lost where no NACK can report it (sent before the peer started
+//!   tracking our sequence space, e.g. a burst right after both started). On a healthy
+//!   link nothing qualifies: ACK ranges are contiguous.
 //!
 //! ACK/NACK ranges carry no addressee. With several peers whose sequence spaces overlap,
 //! an ACK one peer meant for another node's numbers also counts for our entries with the
@@ -60,6 +70,8 @@ pub struct Config {
     /// quiet peers exchange a message every second, so a few seconds of silence mean the
     /// peer is gone.
     pub peer_timeout: Duration,
+    /// See "retransmission timeout" in the module documentation. Not a C parameter.
+    pub retransmit_timeout: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +83,7 @@ impl Default for Config {
             alive_interval: Duration::from_secs(1),
             startup_resync: false,
             peer_timeout: Duration::from_secs(5),
+            retransmit_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -91,10 +104,6 @@ pub trait Source<K> {
 pub enum Release {
     /// A peer acknowledged the message that carried it.
     Acked,
-    /// A peer sent HELLO: it restarted and can no longer NACK our old messages. The C
-    /// daemon empties its whole resend queue (§2.3 step 1); we release what no other live
-    /// peer still has to ACK, which with one peer is the same.
-    PeerRestarted,
     /// The resend queue was full and this was its oldest entry (§2.2).
     QueueFull,
     /// The [`Source`] no longer had it when it was due for transmission.
@@ -112,8 +121,10 @@ pub enum Event<K, P> {
         /// The requester.
         peer: P,
     },
-    /// A peer (re)started: its first message with HELLO since it last sent one without.
-    /// Nothing is re-sent automatically (§2.5); the caller may log it.
+    /// A peer (re)started: its first message with HELLO since it last sent one without,
+    /// or a HELLO message numbered before the last one we took from it. Our messages it
+    /// missed are retransmitted after the retransmission timeout; the internal cache is
+    /// not re-sent (§2.5, use `StartupResync` or `-B` for that). The caller may log it.
     PeerRestarted {
         /// The peer.
         peer: P,
@@ -187,6 +198,8 @@ struct Rx<P> {
     in_hello: bool,
     /// When the peer's last message arrived.
     heard: Instant,
+    /// The highest of our sequence numbers it acknowledged.
+    acked_to: Option<Seq>,
 }
 
 /// One FTFW endpoint: the sender and the per-peer receivers of a node.
@@ -328,6 +341,13 @@ where
     /// received since our last ACK to it, `ACK(ack_from, last)`, or else one ALIVE, and is
     /// re-armed (§2.2).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.timers.take_expired(Timer::Retransmit, now) {
+            self.retransmit_overdue(now);
+            if self.resend.len() > 0 {
+                self.timers
+                    .set(Timer::Retransmit, now + self.config.alive_interval);
+            }
+        }
         if !self.timers.take_expired(Timer::Alive, now) {
             return;
         }
@@ -409,14 +429,14 @@ where
                 TxItem::Data { key, resent } => {
                     self.stats.data_sent += 1;
                     self.stats.data_resent += u64::from(resent);
-                    let i = self.resend.push(s, Kept::Data(key.clone()), need);
+                    let i = self.resend.push(s, Kept::Data(key.clone()), need, now);
                     self.loc.insert(key, Loc::Resend(i));
                 }
                 TxItem::Ctl { ctl, resent } => {
                     self.stats.ctl_sent += 1;
                     self.stats.ctl_resent += u64::from(resent);
                     if ctl.is_kept() {
-                        self.resend.push(s, Kept::Ctl(ctl), need);
+                        self.resend.push(s, Kept::Ctl(ctl), need, now);
                     }
                 }
             }
@@ -428,6 +448,10 @@ where
         self.stats.datagrams_sent += 1;
         self.timers
             .set(Timer::Alive, now + self.config.alive_interval);
+        if self.timers.get(Timer::Retransmit).is_none() && self.resend.len() > 0 {
+            self.timers
+                .set(Timer::Retransmit, now + self.config.alive_interval);
+        }
         Some(Transmit {
             size: dgram.len(),
             messages,
@@ -514,22 +538,18 @@ where
         if flags.contains(Flags::HELLO_BACK) {
             self.hello_done = true;
         }
-        let restarted = hello && !self.peers[p].in_hello;
-        self.peers[p].in_hello = hello;
+        let rx = &mut self.peers[p];
+        let restarted = hello && (!rx.in_hello || rx.last.is_some_and(|l| !seq.after(l)));
+        rx.in_hello = hello;
         if restarted {
+            // A new sequence space: what we tracked of the old one (and an ACK we still
+            // owed it) no longer means anything. Unlike C, HELLO messages after this one
+            // are checked like any other (see the module documentation).
+            rx.last = None;
+            rx.ack_from = None;
+            rx.window = i64::from(self.config.ack_window);
             self.events
                 .push_back(Event::PeerRestarted { peer: peer.clone() });
-        }
-        if hello {
-            let rx = &mut self.peers[p];
-            if let Some(from) = rx.ack_from
-                && seq.before(from)
-            {
-                rx.window = i64::from(self.config.ack_window) - 1;
-                rx.ack_from = Some(seq);
-            }
-            self.forget_resend(p, now);
-            return self.accept_in_order(p, seq, msg, now);
         }
         // Step 2: sequence check against the sender's own space.
         let Some(last) = self.peers[p].last else {
@@ -611,6 +631,10 @@ where
     /// Marks the entries in `[from, to]` as acknowledged by peer `p` and releases those
     /// that every live peer they wait for has acknowledged.
     fn on_ack(&mut self, p: usize, from: Seq, to: Seq, now: Instant) {
+        let rx = &mut self.peers[p];
+        if rx.acked_to.is_none_or(|t| to.after(t)) {
+            rx.acked_to = Some(to);
+        }
         let live = self.live_peers(now);
         let done = self.resend.ack(peer_bit(p), from, to, live);
         self.release_kept(done, Release::Acked);
@@ -648,23 +672,36 @@ where
     /// their current state with new sequence numbers (§2.4).
     fn on_nack(&mut self, from: Seq, to: Seq) {
         for what in self.resend.nack(from, to) {
-            match what {
-                Kept::Data(key) => {
-                    self.loc.insert(key.clone(), Loc::Tx);
-                    self.tx.push_back(TxItem::Data { key, resent: true });
-                }
-                Kept::Ctl(ctl) => self.tx.push_back(TxItem::Ctl { ctl, resent: true }),
-            }
+            self.requeue(what);
         }
     }
 
-    /// Peer `p` restarted: it can no longer NACK our old messages, so it stops holding
-    /// them. With one peer this empties the queue, as the C daemon does (§2.3 step 1);
-    /// with several, entries the others still have to ACK stay.
-    fn forget_resend(&mut self, p: usize, now: Instant) {
-        let live = self.live_peers(now);
-        let done = self.resend.forget_peer(peer_bit(p), live);
-        self.release_kept(done, Release::PeerRestarted);
+    /// A resend-queue entry goes back to the transmit queue, to leave with a new seq.
+    fn requeue(&mut self, what: Kept<K>) {
+        match what {
+            Kept::Data(key) => {
+                self.loc.insert(key.clone(), Loc::Tx);
+                self.tx.push_back(TxItem::Data { key, resent: true });
+            }
+            Kept::Ctl(ctl) => self.tx.push_back(TxItem::Ctl { ctl, resent: true }),
+        }
+    }
+
+    /// Sends again what a live peer skipped (the retransmission timeout, module
+    /// documentation).
+    fn retransmit_overdue(&mut self, now: Instant) {
+        let acked_to: Vec<(u64, Seq)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| now.saturating_duration_since(r.heard) < self.config.peer_timeout)
+            .filter_map(|(i, r)| Some((peer_bit(i), r.acked_to?)))
+            .collect();
+        let rto = self.config.retransmit_timeout;
+        for what in self.resend.overdue(&acked_to, now, rto) {
+            self.stats.data_overdue += u64::from(matches!(what, Kept::Data(_)));
+            self.requeue(what);
+        }
     }
 
     fn peer_index(&mut self, peer: &P, now: Instant) -> usize {
@@ -679,6 +716,7 @@ where
             window: i64::from(self.config.ack_window),
             in_hello: false,
             heard: now,
+            acked_to: None,
         });
         self.peers.len() - 1
     }

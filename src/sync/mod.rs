@@ -44,8 +44,12 @@ pub struct Stats {
     pub datagrams_sent: u64,
     /// Data messages sent, retransmissions included.
     pub data_sent: u64,
-    /// Data messages sent again because a peer NACKed the previous transmission.
+    /// Data messages sent again because a peer NACKed the previous transmission or it was
+    /// overdue.
     pub data_resent: u64,
+    /// FTFW: data messages queued again by the retransmission timeout (a peer heard from
+    /// since never acknowledged them).
+    pub data_overdue: u64,
     /// Control messages sent, retransmissions included.
     pub ctl_sent: u64,
     /// Control messages (ACK/NACK/RESYNC) sent again after a NACK.

@@ -10,6 +10,7 @@
 //! and which did; see "per-peer acknowledgement" in [`super::ftfw`].
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use super::seq::Seq;
 use crate::wire::Flags;
@@ -44,6 +45,8 @@ struct Entry<K> {
     need: u64,
     /// Peers that did.
     acked: u64,
+    /// When it was transmitted.
+    sent: Instant,
 }
 
 impl<K> Entry<K> {
@@ -80,9 +83,9 @@ impl<K> ResendQueue<K> {
         self.entries.len()
     }
 
-    /// Appends a message sent as `seq`, to be ACKed by the peers in `need`; returns its
-    /// handle.
-    pub(super) fn push(&mut self, seq: Seq, what: Kept<K>, need: u64) -> u64 {
+    /// Appends a message sent as `seq` at `sent`, to be ACKed by the peers in `need`;
+    /// returns its handle.
+    pub(super) fn push(&mut self, seq: Seq, what: Kept<K>, need: u64, sent: Instant) -> u64 {
         let i = self.next;
         self.next += 1;
         let entry = Entry {
@@ -90,6 +93,7 @@ impl<K> ResendQueue<K> {
             what,
             need,
             acked: 0,
+            sent,
         };
         self.entries.insert(i, entry);
         i
@@ -143,20 +147,35 @@ impl<K> ResendQueue<K> {
             .collect()
     }
 
-    /// Peer `bit` restarted and can no longer NACK anything: it counts as having ACKed
-    /// every entry. Returns the entries this completes. With one peer that empties the
-    /// queue, the C behaviour (§2.3 step 1).
-    pub(super) fn forget_peer(&mut self, bit: u64, live: u64) -> Vec<Kept<K>> {
-        if bit == 0 {
-            return core::mem::take(&mut self.entries)
-                .into_values()
-                .map(|e| e.what)
-                .collect();
+    /// Removes and returns, oldest first, the entries sent `rto` or more before `now` that
+    /// a peer has not acknowledged although it acknowledged a later one: `acked_to` holds,
+    /// per live peer, its bit and the highest of our sequence numbers it acknowledged.
+    /// Such an entry was lost where no NACK reports it: sent before the peer started
+    /// tracking our sequence space (it (re)started), or inside a range a C peer
+    /// acknowledged without checking (its HELLO phase). `rto` leaves NACKs in flight time
+    /// to act first.
+    pub(super) fn overdue(
+        &mut self,
+        acked_to: &[(u64, Seq)],
+        now: Instant,
+        rto: Duration,
+    ) -> Vec<Kept<K>> {
+        let mut due = Vec::new();
+        for (&i, e) in &self.entries {
+            // Transmission order is time order: nothing later can be overdue either.
+            if e.sent + rto > now {
+                break;
+            }
+            if acked_to
+                .iter()
+                .any(|&(bit, to)| bit & !e.acked != 0 && to.after(e.seq))
+            {
+                due.push(i);
+            }
         }
-        for e in self.entries.values_mut() {
-            e.acked |= bit;
-        }
-        self.sweep(live)
+        due.into_iter()
+            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
+            .collect()
     }
 
     /// Removes and returns the entries that no live peer still owes an ACK for, among
@@ -191,9 +210,10 @@ mod test {
     #[test]
     fn test_ack_needs_every_live_peer() {
         let (a, b) = (peer_bit(0), peer_bit(1));
+        let t0 = Instant::now();
         let mut q = ResendQueue::default();
         for k in 0..4u32 {
-            q.push(Seq(u32::MAX - 1) + k, Kept::Data(k), a | b);
+            q.push(Seq(u32::MAX - 1) + k, Kept::Data(k), a | b, t0);
         }
         // The range crosses the wrap of the counter.
         assert!(q.ack(a, Seq(u32::MAX), Seq(1), a | b).is_empty());
@@ -202,12 +222,43 @@ mod test {
         // b gone silent: a's ACK suffices.
         assert_eq!(q.ack(a, Seq(u32::MAX), Seq(u32::MAX), a).len(), 1);
         assert_eq!(data(&q), [0]);
-        // b restarted: it owes nothing more; entry 0 still waits for a.
-        assert!(q.forget_peer(b, a | b).is_empty());
+        // b back: entry 0 still waits for it.
+        assert!(
+            q.ack(a, Seq(u32::MAX - 1), Seq(u32::MAX - 1), a | b)
+                .is_empty()
+        );
         assert_eq!(
-            q.ack(a, Seq(u32::MAX - 1), Seq(u32::MAX - 1), a | b).len(),
+            q.ack(b, Seq(u32::MAX - 1), Seq(u32::MAX - 1), a | b).len(),
             1
         );
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn test_overdue() {
+        let (a, b) = (peer_bit(0), peer_bit(1));
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let rto = 2 * s;
+        let mut q = ResendQueue::default();
+        for k in 0..4u32 {
+            q.push(Seq(10 + k), Kept::Data(k), a | b, t0 + k * s);
+        }
+        q.ack(a, Seq(10), Seq(13), a | b);
+        q.ack(b, Seq(12), Seq(12), a | b);
+        // Too early for anything.
+        assert!(q.overdue(&[(b, Seq(12))], t0 + s, rto).is_empty());
+        // b acknowledged 12 but not 10 and 11: lost where no NACK tells. Entry 3 (13) is
+        // after anything b acknowledged: just not acknowledged yet.
+        let due = q.overdue(&[(a, Seq(13)), (b, Seq(12))], t0 + 9 * s, rto);
+        assert!(matches!(due[..], [Kept::Data(0), Kept::Data(1)]), "{due:?}");
+        assert_eq!(data(&q), [3]);
+        // Nobody acknowledged anything after 13.
+        assert!(
+            q.overdue(&[(a, Seq(13)), (b, Seq(12))], t0 + 9 * s, rto)
+                .is_empty()
+        );
+        assert_eq!(q.overdue(&[(b, Seq(20))], t0 + 9 * s, rto).len(), 1);
         assert_eq!(q.len(), 0);
     }
 
@@ -215,9 +266,10 @@ mod test {
     fn test_nack_sweep_overflow() {
         let a = peer_bit(0);
         let mut q = ResendQueue::default();
-        let h = q.push(Seq(10), Kept::Data(1u32), a);
-        q.push(Seq(11), Kept::Data(2), a);
-        q.push(Seq(12), Kept::Data(3), a);
+        let t = Instant::now();
+        let h = q.push(Seq(10), Kept::Data(1u32), a, t);
+        q.push(Seq(11), Kept::Data(2), a, t);
+        q.push(Seq(12), Kept::Data(3), a, t);
         q.remove(h);
         assert_eq!(q.nack(Seq(5), Seq(11)).len(), 1);
         assert_eq!(data(&q), [3]);
@@ -225,13 +277,11 @@ mod test {
         assert!(q.pop_oldest().is_none());
         // Acked by a, then b (also needed) falls silent.
         let b = peer_bit(1);
-        q.push(Seq(13), Kept::Data(4), a | b);
+        q.push(Seq(13), Kept::Data(4), a | b, t);
         assert!(q.ack(a, Seq(13), Seq(13), a | b).is_empty());
         assert_eq!(q.sweep(a).len(), 1);
-        // Peer index 64 and beyond: any ACK releases, a restart flushes everything.
-        q.push(Seq(14), Kept::Data(5), a);
-        q.push(Seq(15), Kept::Data(6), a);
+        // Peer index 64 and beyond: any ACK releases.
+        q.push(Seq(14), Kept::Data(5), a, t);
         assert_eq!(q.ack(peer_bit(70), Seq(14), Seq(14), a).len(), 1);
-        assert_eq!(q.forget_peer(peer_bit(70), a).len(), 1);
     }
 }

@@ -475,7 +475,7 @@ fn test_hello_until_hello_back() {
 }
 
 #[test]
-fn test_peer_restart_flushes_resend_queue() {
+fn test_peer_restart_keeps_and_retransmits() {
     let t0 = Instant::now();
     let mut ep = established(t0, 500);
     let mut items = Items::default();
@@ -486,8 +486,8 @@ fn test_peer_restart_flushes_resend_queue() {
     let mut seq = SeqCounter::new(20);
     drain(&mut ep, t0, &mut seq, &items);
     assert_eq!(ep.resend_len(), 3);
-    // The peer restarted with a seq far behind what we saw: no sequence check while it
-    // says HELLO, and it can no longer NACK our old messages.
+    // The peer restarted with a seq far behind what we saw: a new sequence space. The C
+    // daemon would empty its resend queue here; we keep it.
     assert_eq!(
         feed(
             &mut ep,
@@ -497,17 +497,10 @@ fn test_peer_restart_flushes_resend_queue() {
         ),
         [Verdict::Control]
     );
-    assert_eq!(ep.resend_len(), 0);
-    let ev = events(&mut ep);
-    assert_eq!(ev[0], Event::PeerRestarted { peer: PEER });
-    assert_eq!(
-        ev[1..],
-        [1, 2, 3].map(|item| Event::Released {
-            item,
-            reason: Release::PeerRestarted
-        })
-    );
-    // Its next HELLO message continues the new space; no second PeerRestarted.
+    assert_eq!(ep.resend_len(), 3);
+    assert_eq!(events(&mut ep), [Event::PeerRestarted { peer: PEER }]);
+    // Its next HELLO message continues the new space; no second PeerRestarted. Unlike C,
+    // a gap in its HELLO messages is NACKed.
     feed(
         &mut ep,
         t0,
@@ -515,11 +508,33 @@ fn test_peer_restart_flushes_resend_queue() {
         &ctl(4, Flags::ALIVE | Flags::HELLO, None),
     );
     assert!(events(&mut ep).is_empty());
-    // Nothing to resend.
-    feed(&mut ep, t0, PEER, &ctl(5, Flags::NACK, Some((20, 22))));
+    feed(
+        &mut ep,
+        t0,
+        PEER,
+        &ctl(6, Flags::ALIVE | Flags::HELLO, None),
+    );
+    assert_eq!(ep.stats().nacks_queued, 1);
     let s = summary(&drain(&mut ep, t0, &mut seq, &items));
-    assert!(s.iter().all(|m| m.0 == MsgType::CTL));
-    assert_eq!(ep.stats().nacks_queued, 0, "no gap: 3, 4, 5 in order");
+    assert!(
+        s.iter()
+            .any(|m| m.1.contains(Flags::NACK) && m.3 == Some((5, 5))),
+        "{s:?}"
+    );
+    // It can never NACK our three (sent before its restart): it tracks our numbers from
+    // the NACK on. Once it acknowledged that and the retransmission timeout passed, the
+    // three go again with new numbers.
+    feed(&mut ep, t0, PEER, &ctl(7, Flags::ACK, Some((23, 23))));
+    let late = t0 + ep.config().retransmit_timeout + Duration::from_millis(10);
+    ep.handle_timeout(late);
+    let s = summary(&drain(&mut ep, late, &mut seq, &items));
+    let data: Vec<_> = s.iter().filter(|m| m.0 == MsgType::CT_NEW).collect();
+    assert_eq!(data.len(), 3, "{s:?}");
+    assert_eq!(ep.stats().data_overdue, 3);
+    assert!(
+        events(&mut ep).is_empty(),
+        "nothing released unacknowledged"
+    );
 }
 
 #[test]

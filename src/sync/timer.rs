@@ -13,11 +13,15 @@ pub enum Timer {
     /// last ACK) or ALIVE (sync-modes.md §2.1, §2.2). The C daemon re-arms it after every
     /// transmit run, so it only fires when the link has been quiet for a second.
     Alive = 0,
+    /// FTFW, ours only: every second while the resend queue holds something, retransmit
+    /// what a live peer has not acknowledged although it has been heard from well after
+    /// the transmission (see "retransmission timeout" in `ftfw`).
+    Retransmit = 1,
 }
 
 impl Timer {
     /// Every timer, in table order.
-    pub const VALUES: [Self; 1] = [Self::Alive];
+    pub const VALUES: [Self; 2] = [Self::Alive, Self::Retransmit];
     /// Number of timers (size of the table).
     pub const COUNT: usize = Self::VALUES.len();
 }
