@@ -1415,6 +1415,25 @@ fn external_cache_listing_matches_c() {
 /// the reply tuple is the mirrored original), `[active since Ns]` aside.
 #[test]
 fn internal_cache_listing_matches_c() {
+    internal_listing_matches_c(&[("y1", 43, 3845), ("y2", 44, 3846)], |ns| {
+        insert_entries(ns);
+        N_ENTRIES
+    });
+}
+
+/// `-i` of NAT entries (SNAT/DNAT, IPv4/IPv6, a zone): the reply tuple the kernel holds,
+/// not the mirrored original.
+#[test]
+fn internal_cache_listing_of_nat_entries_matches_c() {
+    internal_listing_matches_c(&[("y3", 63, 3863), ("y4", 64, 3864)], |ns| {
+        insert_nat_v6_entries(ns);
+        N_NAT_V6
+    });
+}
+
+/// `-i` of ours (first place) and of C (second) over the same kernel entries, compared
+/// line for line without the `[active since]` suffix.
+fn internal_listing_matches_c(places: &[(&str, u8, u16); 2], insert: impl Fn(&NetNs) -> usize) {
     let strip = |s: String| -> Vec<String> {
         let mut v: Vec<String> = s
             .lines()
@@ -1425,16 +1444,16 @@ fn internal_cache_listing_matches_c() {
         v
     };
     let mut listings = Vec::new();
-    for (tag, net, port, ours_node) in [("y1", 43u8, 3845u16, true), ("y2", 44, 3846, false)] {
+    for (i, &(tag, net, port)) in places.iter().enumerate() {
         let (a, _b, _veth) = pair(tag, net);
-        let da = if ours_node {
+        let da = if i == 0 {
             ours(&a, &conf('a', net, port))
         } else {
             CDaemon::start(&a, &conf('a', net, port))
         };
-        insert_entries(&a);
+        let n = insert(&a);
         wait_until(Duration::from_secs(5), "all entries cached", || {
-            count_test_lines(&da.expect_ctl(&["-i"])) == N_ENTRIES
+            count_test_lines(&da.expect_ctl(&["-i"])) == n
         });
         listings.push(strip(da.expect_ctl(&["-i"])));
     }

@@ -46,7 +46,10 @@ impl Worker {
                     };
                     ct.timeout = None;
                     ct.protoinfo = display_protoinfo(&r);
-                    if !internal {
+                    if internal {
+                        // Show the reply tuple the kernel holds, NAT applied, as C does.
+                        nat_reply(&mut ct);
+                    } else {
                         // The external object only knows the original tuple (§3.2).
                         ct.reply = None;
                         ct.nat_src = None;
@@ -113,4 +116,31 @@ fn display_protoinfo(r: &ct::Repr) -> Option<crate::netlink::protoinfo::ProtoInf
             ..SctpInfo::default()
         })
     })
+}
+
+/// Rewrites the mirrored reply tuple of a commit request into the one the kernel built:
+/// SNAT replaces the reply destination, DNAT the reply source (address and, if given,
+/// port), and the NAT requests themselves are dropped (a listing does not print them).
+fn nat_reply(ct: &mut crate::netlink::ct::Conntrack) {
+    use crate::netlink::tuple::L4;
+    let (snat, dnat) = (ct.nat_src.take(), ct.nat_dst.take());
+    let Some(reply) = ct.reply.as_mut() else {
+        return;
+    };
+    if let Some(n) = snat {
+        if let Some(ip) = n.min_ip {
+            reply.dst = ip;
+        }
+        if let (Some(p), L4::Ports { dport, .. }) = (n.min_port, &mut reply.l4) {
+            *dport = p;
+        }
+    }
+    if let Some(n) = dnat {
+        if let Some(ip) = n.min_ip {
+            reply.src = ip;
+        }
+        if let (Some(p), L4::Ports { sport, .. }) = (n.min_port, &mut reply.l4) {
+            *sport = p;
+        }
+    }
 }
