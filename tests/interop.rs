@@ -964,6 +964,19 @@ fn ftfw_udp_filter_limits_replication() {
             "{}",
             da.log()
         );
+        // `-s runtime`: the user-space filter counts what it dropped; with the kernel
+        // filter those events never reach us (C counts the same way).
+        let runtime = text(&da, 30);
+        let filtered: u64 = runtime
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("events filtered:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("events filtered line");
+        if from.is_empty() {
+            assert!(filtered >= (N_ENTRIES - 2) as u64, "{runtime}");
+        } else {
+            assert_eq!(filtered, 0, "{runtime}");
+        }
     }
 }
 

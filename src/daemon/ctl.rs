@@ -297,7 +297,11 @@ impl CtlView {
         render::runtime(&RuntimeStats {
             uptime: self.started.elapsed(),
             events_received: r.events.get(),
-            events_filtered: 0,
+            events_filtered: self
+                .shards
+                .iter()
+                .map(|s| s.events_filtered.get())
+                .sum::<u64>(),
             events_unknown_type: 0,
             catch_event_failed: r.bad.get() as u32,
             dump_unknown_type: 0,

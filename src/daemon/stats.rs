@@ -82,6 +82,9 @@ pub struct ShardStats {
     pub external_exp: CacheCounters,
     /// Transmit requests that did not fit the ring to the link thread (retried later).
     pub tx_backlog: Counter,
+    /// Kernel events the user-space filter dropped (`-s runtime` "events filtered"; with
+    /// `Filter From Kernelspace` the kernel drops them before they are counted, as in C).
+    pub events_filtered: Counter,
 }
 
 /// Counters of the sync links (the link thread writes them).

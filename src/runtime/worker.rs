@@ -343,6 +343,9 @@ impl Worker {
             && !(self.cfg.kernel_filtered && ev.origin != Origin::Dump)
             && !f.accepts(&ev.ct)
         {
+            if ev.origin != Origin::Dump {
+                self.io.stats.events_filtered.inc();
+            }
             return;
         }
         let key = CtKey::from_conntrack(&ev.ct);
