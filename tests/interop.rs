@@ -848,6 +848,35 @@ fn ftfw_burst_at_startup_survives_overruns() {
     assert!(active(&db, 1) >= u64::from(N));
 }
 
+/// `PollSecs 1` (sync-modes.md §8.4): no event socket; each poll sends what the kernel
+/// holds and a DEL for what vanished. Ours polls, C receives.
+#[test]
+fn poll_secs_replicates_without_events() {
+    let (a, b, _veth) = pair("po", 65);
+    let conf_a = conf('a', 65, 3865).replace(&general(""), &general("\tPollSecs 1"));
+    assert!(conf_a.contains("PollSecs 1"));
+    let da = ours(&a, &conf_a);
+    let db = CDaemon::start(&b, &conf('b', 65, 3865));
+    insert_entries(&a);
+    wait_until(
+        Duration::from_secs(10),
+        "entries polled and replicated",
+        || count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES,
+    );
+    a.expect_ok(&["conntrack", "-D", "-s", "192.0.2.1"]);
+    wait_until(Duration::from_secs(10), "the deletion polled", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES - 1
+    });
+    // No event was read: the data came from polls.
+    let runtime = text(&da, 30);
+    let events: u64 = runtime
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("events received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("events received line");
+    assert_eq!(events, 0, "{runtime}");
+}
+
 fn conf_mode(mode: &str, side: char, net: u8, port: u16) -> String {
     let (iface, local, peer) = if side == 'a' {
         ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))

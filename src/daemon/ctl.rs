@@ -55,6 +55,8 @@ pub struct CtlOps {
     pub filter: Option<crate::filter::UserFilter>,
     /// `NetlinkOverrunResync`: delay of the resync after an event overrun (`None`: off).
     pub overrun_resync: Option<Duration>,
+    /// `PollSecs`: dump the kernel table this often instead of listening to events.
+    pub poll: Option<Duration>,
     /// `DisableInternalCache`: `-i` and `-B` read the kernel table instead.
     pub bypass: bool,
 }
@@ -116,17 +118,34 @@ impl Handler {
     /// seconds later (sync-modes.md §8.3): every kernel entry is merged into the internal
     /// cache and queued (NEW if unknown, UPD if known), and cached entries the kernel no
     /// longer has are marked DEAD and their DEL queued.
+    ///
+    /// With `PollSecs` the same thread polls instead (§8.4): every period, the same
+    /// merge-and-purge of a full dump, so live entries go out as updates and vanished ones
+    /// as DEL.
     pub fn start_maintenance(this: &Arc<Self>, shutdown: Arc<AtomicBool>) {
-        let Some(delay) = this.ops.lock().overrun_resync else {
-            return;
+        let (delay, poll) = {
+            let ops = this.ops.lock();
+            (ops.overrun_resync, ops.poll)
         };
+        if delay.is_none() && poll.is_none() {
+            return;
+        }
         let me = Arc::clone(this);
         let spawned = std::thread::Builder::new()
             .name("ctd-maint".into())
             .spawn(move || {
                 let mut due: Option<Instant> = None;
+                let mut next_poll = poll.map(|p| Instant::now() + p);
                 while !shutdown.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
+                    if let (Some(at), Some(period)) = (next_poll, poll)
+                        && Instant::now() >= at
+                    {
+                        next_poll = Some(at.max(Instant::now() - period) + period);
+                        me.ops.lock().poll_kernel(&me.view.log);
+                        continue;
+                    }
+                    let Some(delay) = delay else { continue };
                     if me
                         .view
                         .reader_stats
@@ -413,6 +432,17 @@ impl CtlOps {
             Origin::NotMe,
             Cmd::Resync,
             "resync after netlink overrun",
+            log,
+        );
+    }
+
+    /// One `PollSecs` poll: the overrun resync's merge-and-purge (§8.4).
+    fn poll_kernel(&mut self, log: &Log) {
+        self.dump_to_workers(
+            CtChange::Update,
+            Origin::NotMe,
+            Cmd::Resync,
+            "poll kernel table",
             log,
         );
     }

@@ -129,6 +129,35 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     }
 }
 
+/// The ctnetlink event socket (conntrack and, with ExpectationSync, expectation groups).
+fn subscribe(
+    sync: &crate::config::Sync,
+    g: &crate::config::General,
+) -> Result<EventSocket, StartError> {
+    EventSocket::subscribe(
+        EventGroups {
+            conntrack: true,
+            expectations: !matches!(sync.expectation_sync, crate::config::ExpectationSync::Off),
+        },
+        // An explicit NetlinkBufferSize is honoured as in C; otherwise we run with a large
+        // buffer (the C default is the system's, a few hundred KiB).
+        match g.netlink_buffer_size {
+            Some(b) => EventOptions {
+                buffer_size: Some(b as usize),
+                buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
+                reliable: g.netlink_events_reliable,
+            },
+            None => EventOptions {
+                buffer_size: Some(MIN_NETLINK_BUFFER),
+                buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
+                    .max(MIN_NETLINK_BUFFER * 4),
+                reliable: g.netlink_events_reliable,
+            },
+        },
+    )
+    .map_err(|e| err(format!("can't open netlink event socket: {e}")))
+}
+
 fn start(
     conf: &Config,
     background: bool,
@@ -173,28 +202,13 @@ fn start(
         inject: inject.as_ref().map_or(0, CtHandle::port_id),
     };
     let g = &conf.general;
-    let events = EventSocket::subscribe(
-        EventGroups {
-            conntrack: true,
-            expectations: !matches!(sync.expectation_sync, crate::config::ExpectationSync::Off),
-        },
-        // An explicit NetlinkBufferSize is honoured as in C; otherwise we run with a large
-        // buffer (the C default is the system's, a few hundred KiB).
-        match g.netlink_buffer_size {
-            Some(b) => EventOptions {
-                buffer_size: Some(b as usize),
-                buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
-                reliable: g.netlink_events_reliable,
-            },
-            None => EventOptions {
-                buffer_size: Some(MIN_NETLINK_BUFFER),
-                buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
-                    .max(MIN_NETLINK_BUFFER * 4),
-                reliable: g.netlink_events_reliable,
-            },
-        },
-    )
-    .map_err(|e| err(format!("can't open netlink event socket: {e}")))?;
+    // `PollSecs`: no event socket; the maintenance thread dumps the table instead (§8.4).
+    let polling = g.poll_secs.is_some();
+    let events = if polling {
+        None
+    } else {
+        Some(subscribe(sync, g)?)
+    };
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let cpus = placement::available_cpus();
@@ -217,9 +231,14 @@ fn start(
     // events; dumps and resyncs still go through the user-space filter (§8.5).
     let kernel_filtered = g.filter.from == crate::config::FilterFrom::Kernelspace
         && filter.is_some()
-        && match events.set_filter(&kernel_filter(&g.filter)) {
-            Ok(()) => true,
-            Err(e) => {
+        && match events
+            .as_ref()
+            .map(|ev| ev.set_filter(&kernel_filter(&g.filter)))
+        {
+            Some(Ok(())) => true,
+            // Polling: no events to filter in the kernel.
+            None => false,
+            Some(Err(e)) => {
                 log.warning(&format!(
                     "kernel-space filter refused ({e}); filtering events in user space"
                 ));
@@ -281,7 +300,8 @@ fn start(
 
     // Start-up dump into the internal cache (no messages sent, §8.1); none without one.
     let mut router = Router::new(ev_prod, exp_prod);
-    if !bypass {
+    // Polling: the first poll finds everything and sends it as new (§8.4).
+    if !bypass && !polling {
         flush
             .dump_conntracks(&DumpFilter::default(), |ct: &Conntrack| {
                 router.route(KernelEvent {
@@ -293,7 +313,7 @@ fn start(
             .map_err(|e| err(format!("can't dump the kernel conntrack table: {e}")))?;
     }
     router.flush_blocking(&shutdown);
-    if exp_filter.enabled() && !bypass {
+    if exp_filter.enabled() && !bypass && !polling {
         // Masters first (above), then their expectations.
         flush
             .dump_expectations(0, |e: &Expectation| {
@@ -307,17 +327,19 @@ fn start(
         router.flush_blocking(&shutdown);
     }
 
-    let sched_cfg = g.scheduler;
-    let (rs, sd) = (Arc::clone(&reader_stats), Arc::clone(&shutdown));
-    threads.push(
-        thread::Builder::new()
-            .name("ctd-reader".into())
-            .spawn(move || {
-                set_realtime(sched_cfg);
-                reader::run(events, router, own, rs, sd);
-            })
-            .map_err(|e| err(format!("spawn reader: {e}")))?,
-    );
+    if let Some(events) = events {
+        let sched_cfg = g.scheduler;
+        let (rs, sd) = (Arc::clone(&reader_stats), Arc::clone(&shutdown));
+        threads.push(
+            thread::Builder::new()
+                .name("ctd-reader".into())
+                .spawn(move || {
+                    set_realtime(sched_cfg);
+                    reader::run(events, router, own, rs, sd);
+                })
+                .map_err(|e| err(format!("spawn reader: {e}")))?,
+        );
+    }
 
     let (link_cmd_p, link_cmd_c) = Ring::with_waker(64, Arc::clone(&link_waker));
     let mode = match sync.mode {
@@ -406,6 +428,7 @@ fn start(
                     overrun_resync: g
                         .netlink_overrun_resync
                         .map(|s| Duration::from_secs(u64::from(s))),
+                    poll: g.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
                     filter,
                     bypass,
                 },
