@@ -877,6 +877,47 @@ fn poll_secs_replicates_without_events() {
     assert_eq!(events, 0, "{runtime}");
 }
 
+/// `HashLimit`: creations over the limit are refused, counted as failed, logged once;
+/// what was admitted still replicates.
+#[test]
+fn hash_limit_refuses_and_counts() {
+    let (a, b, _veth) = pair("hl", 66);
+    let conf_a = conf('a', 66, 3866).replace(&general(""), &general("\tHashLimit 4"));
+    let da = ours(&a, &conf_a);
+    let db = CDaemon::start(&b, &conf('b', 66, 3866));
+    insert_entries(&a);
+    // Every creation is either admitted or refused.
+    let created_failed = || -> (u64, u64) {
+        let s = text(&da, STATS);
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("connections created:"))
+            .expect("created line")
+            .to_owned();
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        (n[0], n[1])
+    };
+    wait_until(Duration::from_secs(5), "all creations seen", || {
+        let (c, f) = created_failed();
+        c + f >= N_ENTRIES as u64
+    });
+    let (created, failed) = created_failed();
+    assert!(created <= 4, "created {created} over HashLimit 4");
+    assert!(failed >= (N_ENTRIES - 4) as u64, "failed {failed}");
+    assert!(active(&da, 0) <= 4);
+    let log = da.log();
+    assert_eq!(log.matches("internal cache is full").count(), 1, "{log}");
+    // The admitted test entries replicate.
+    let admitted = count_test_lines(&text(&da, DUMP_INTERNAL));
+    assert!(admitted >= 1, "nothing admitted");
+    wait_until(Duration::from_secs(5), "admitted entries at C", || {
+        count_test_lines(&db.expect_ctl(&["-e"])) == admitted
+    });
+}
+
 fn conf_mode(mode: &str, side: char, net: u8, port: u16) -> String {
     let (iface, local, peer) = if side == 'a' {
         ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))

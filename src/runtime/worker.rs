@@ -32,6 +32,10 @@ use crate::filter::UserFilter;
 
 use crate::wire::{MsgType, ct, exp};
 
+/// "internal/external cache is full" is logged once per daemon, not once per shard (each
+/// shard reports its first refusal; the counters keep counting).
+static FULL_LOGGED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
 mod render;
 mod types;
 
@@ -374,7 +378,9 @@ impl Worker {
                 self.emit_as(key, false);
             }
             Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Ct(key)),
-            Outcome::Full { first: true } => warn!("internal cache is full"),
+            Outcome::Full { first: true } if !FULL_LOGGED[0].swap(true, Ordering::Relaxed) => {
+                warn!("internal cache is full");
+            }
             _ => {}
         }
     }
@@ -430,7 +436,9 @@ impl Worker {
             PeerMsg::Delete
         };
         let secs = self.secs(now);
-        if let Outcome::Full { first: true } = self.external.handle_peer(secs, msg, key, &repr) {
+        if let Outcome::Full { first: true } = self.external.handle_peer(secs, msg, key, &repr)
+            && !FULL_LOGGED[1].swap(true, Ordering::Relaxed)
+        {
             warn!("external cache is full");
         }
     }
