@@ -1459,6 +1459,16 @@ fn notrack_disable_internal_cache_ours_to_c() {
     wait_until(Duration::from_secs(5), "-B from the kernel table", || {
         count_test_lines(&db.expect_ctl(&["-e"])) >= N_ENTRIES
     });
+    // The peer's RESYNC (`-n` on C) is answered from a kernel dump too: there is no
+    // internal cache to resend.
+    db.expect_ctl(&["-f"]);
+    assert_eq!(count_test_lines(&db.expect_ctl(&["-e"])), 0);
+    db.expect_ctl(&["-n"]);
+    wait_until(
+        Duration::from_secs(5),
+        "RESYNC answered from the kernel table",
+        || count_test_lines(&db.expect_ctl(&["-e"])) >= N_ENTRIES,
+    );
 }
 
 /// `-e` of our daemon equals a C receiver's `-e` for the same replicated state (C senders

@@ -57,6 +57,9 @@ pub struct CtlOps {
     pub overrun_resync: Option<Duration>,
     /// `PollSecs`: dump the kernel table this often instead of listening to events.
     pub poll: Option<Duration>,
+    /// `DisableInternalCache`: raised by the link thread when a peer asks for a resync,
+    /// answered here with a kernel dump sent as new entries (as `-B`).
+    pub kernel_resync: Option<Arc<AtomicBool>>,
     /// `DisableInternalCache`: `-i` and `-B` read the kernel table instead.
     pub bypass: bool,
 }
@@ -123,11 +126,11 @@ impl Handler {
     /// merge-and-purge of a full dump, so live entries go out as updates and vanished ones
     /// as DEL.
     pub fn start_maintenance(this: &Arc<Self>, shutdown: Arc<AtomicBool>) {
-        let (delay, poll) = {
+        let (delay, poll, kernel_resync) = {
             let ops = this.ops.lock();
-            (ops.overrun_resync, ops.poll)
+            (ops.overrun_resync, ops.poll, ops.kernel_resync.clone())
         };
-        if delay.is_none() && poll.is_none() {
+        if delay.is_none() && poll.is_none() && kernel_resync.is_none() {
             return;
         }
         let me = Arc::clone(this);
@@ -138,6 +141,12 @@ impl Handler {
                 let mut next_poll = poll.map(|p| Instant::now() + p);
                 while !shutdown.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(100));
+                    if kernel_resync
+                        .as_ref()
+                        .is_some_and(|f| f.swap(false, Ordering::AcqRel))
+                    {
+                        me.ops.lock().bulk_from_kernel(&me.view.log);
+                    }
                     if let (Some(at), Some(period)) = (next_poll, poll)
                         && Instant::now() >= at
                     {

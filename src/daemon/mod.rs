@@ -362,6 +362,10 @@ fn start(
         }),
     };
     let mut dispatch = Dispatcher::new(peer_prod);
+    let kernel_resync = bypass.then(|| Arc::new(AtomicBool::new(false)));
+    if let Some(flag) = &kernel_resync {
+        dispatch = dispatch.with_kernel_resync(Arc::clone(flag));
+    }
     let inject_stats = inject
         .as_ref()
         .map(|_| Arc::new(stats::CacheCounters::default()));
@@ -429,6 +433,7 @@ fn start(
                         .netlink_overrun_resync
                         .map(|s| Duration::from_secs(u64::from(s))),
                     poll: g.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
+                    kernel_resync,
                     filter,
                     bypass,
                 },

@@ -10,6 +10,8 @@ use super::worker::{PeerItem, TxKey, TxPayload};
 use crate::cache::{CtKey, ExpKey, exp_shard_of, shard_of};
 use crate::daemon::inject::InjectItem;
 use crate::wire::{Kind, Message, MsgType};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Per-shard batches of peer items.
 #[derive(Debug)]
@@ -24,6 +26,9 @@ pub struct Dispatcher {
     touched: Vec<(TxKey, bool)>,
     /// `DisableExternalCache`: data goes to the injector instead of the shards.
     inject: Option<(Producer<InjectItem>, Vec<InjectItem>)>,
+    /// `DisableInternalCache`: a peer's RESYNC is answered from a kernel dump, which the
+    /// control side's maintenance thread runs when this is raised.
+    kernel_resync: Option<Arc<AtomicBool>>,
 }
 
 impl Dispatcher {
@@ -37,7 +42,16 @@ impl Dispatcher {
             dropped: 0,
             touched: Vec::new(),
             inject: None,
+            kernel_resync: None,
         }
+    }
+
+    /// Without an internal cache there is nothing for the shards to resend: a RESYNC
+    /// raises `flag` instead, and the kernel table is dumped and sent (as C, §5).
+    #[must_use]
+    pub fn with_kernel_resync(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.kernel_resync = Some(flag);
+        self
     }
 
     /// Sends every data message to `ring` (the injector) instead of the external caches.
@@ -108,6 +122,10 @@ impl Dispatcher {
 
     /// Asks every shard to queue its whole internal cache (a peer sent RESYNC).
     pub fn resync_all(&mut self) {
+        if let Some(flag) = &self.kernel_resync {
+            flag.store(true, Ordering::Release);
+            return;
+        }
         for p in &mut self.pending {
             p.push(PeerItem::Resync);
         }
