@@ -9,4 +9,5 @@ mod failover;
 mod harness;
 mod interop;
 mod netlink_kernel;
+mod takeover;
 mod util;

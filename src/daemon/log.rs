@@ -4,10 +4,14 @@
 //!
 //! Only start-up, shutdown and rare events are logged here; steady-state numbers are
 //! counters (style.md), so a mutex around the file is no hot-path cost.
+//!
+//! [`Log::reopen`] (on SIGHUP) opens the configured path again, so that after logrotate has
+//! renamed the file the next line lands in a new file at the configured path; lines already
+//! written stay in the renamed one. The C daemon 1.4.7 has no such signal (SIGHUP kills it).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,19 +43,38 @@ impl Level {
 #[derive(Debug)]
 pub struct Log {
     file: Option<Mutex<File>>,
+    path: Option<PathBuf>,
     console: bool,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl Log {
     /// Opens `path` for appending (if any); `console` also copies lines to stdout/stderr.
     pub fn open(path: Option<&Path>, console: bool) -> std::io::Result<Self> {
         let file = match path {
-            Some(p) => Some(Mutex::new(
-                OpenOptions::new().create(true).append(true).open(p)?,
-            )),
+            Some(p) => Some(Mutex::new(open_append(p)?)),
             None => None,
         };
-        Ok(Self { file, console })
+        Ok(Self {
+            file,
+            path: path.map(Path::to_owned),
+            console,
+        })
+    }
+
+    /// Reopens the log file at its configured path (SIGHUP, after logrotate renamed it).
+    /// On failure the old file stays in use and the error is returned for the caller to
+    /// log (into that old file, the only place left).
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let (Some(f), Some(path)) = (&self.file, &self.path) else {
+            return Ok(());
+        };
+        let new = open_append(path)?;
+        *f.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        Ok(())
     }
 
     /// Stops copying to the console (after daemonising, stdout/stderr are gone).
