@@ -214,3 +214,71 @@ fn takeover_after_daemon_crash_fails() {
     );
     assert!(stderr.contains("skipped -f -R -B"), "{stderr}");
 }
+
+/// Runs `conf/primary-backup-takeover.sh STATE` in `ns` for daemon `d` run by `bin`; returns
+/// the exit code and the notify log so far.
+fn notify_script(ns: &NetNs, bin: &str, d: &CDaemon, state: &str) -> (i32, String) {
+    let script = crate::util::testbed::repo_file("conf/primary-backup-takeover.sh");
+    let log = d.dir().join("notify.log");
+    let out = ns.exec(&[
+        "env",
+        &format!("CONNTRACKD_BIN={bin}"),
+        &format!("CONNTRACKD_CONFIG={}", d.conf_path().display()),
+        &format!("CONNTRACKD_NOTIFY_LOG={}", log.display()),
+        &script.to_string_lossy(),
+        state,
+    ]);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The takeover notify script: `primary` is one `--takeover` with our binary (its steps in
+/// the log, its status as the script's), other transitions go to primary-backup.sh, a
+/// binary without `--takeover` (the C one) falls back to the four separate calls, and a
+/// dead daemon makes `primary` exit 1.
+#[test]
+fn takeover_notify_script() {
+    contain_test_ranges();
+    let a = NetNs::new("tks");
+    let b = NetNs::new("tkt");
+    let _veth = Veth::connect(&a, "tkA", "10.231.41.1/24", &b, "tkB", "10.231.41.2/24");
+    enable_conntrack(&a);
+    let conf = udp_config("Mode FTFW { }", "tkA", "10.231.41.1", "10.231.41.2", 3801);
+
+    let mut ours = CDaemon::start_bin(OUR_CONNTRACKD.as_ref(), &a, &conf);
+    let (code, log) = notify_script(&a, OUR_CONNTRACKD, &ours, "primary");
+    assert_eq!(code, 0, "{log}");
+    for line in [
+        "primary: takeover: step 1/4",
+        "(-c): done in",
+        "(-B): done in",
+        "primary: conntrackd --takeover -> exit 0",
+        "primary: done",
+    ] {
+        assert!(log.contains(line), "no `{line}` in\n{log}");
+    }
+    let (code, log) = notify_script(&a, OUR_CONNTRACKD, &ours, "fault");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("fault: conntrackd -t -> exit 0"), "{log}");
+    ours.stop();
+    let (code, log) = notify_script(&a, OUR_CONNTRACKD, &ours, "primary");
+    assert_eq!(code, 1, "a failed takeover must fail the script\n{log}");
+    assert!(log.contains("FAILED at step 1 (-c)"), "{log}");
+    assert!(
+        log.contains("primary: conntrackd --takeover -> exit 1 (failed)"),
+        "{log}"
+    );
+    drop(ours);
+
+    let c = CDaemon::start(&a, &conf);
+    let (code, log) = notify_script(&a, C_CONNTRACKD, &c, "primary");
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("has no --takeover; using primary-backup.sh"),
+        "{log}"
+    );
+    for step in ["-c", "-f", "-R", "-B"] {
+        let line = format!("primary: conntrackd {step} -> exit 0");
+        assert!(log.contains(&line), "no `{line}` in\n{log}");
+    }
+}
