@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::daemon::{DIR, udp_config};
+use crate::util::daemon::{C_CONNTRACKD, DIR, udp_config};
 use crate::util::testbed::repo_file;
 use crate::util::{
     CDaemon, NetNs, OUR_CONNTRACKD, TempDir, Veth, contain_test_ranges, enable_conntrack,
@@ -67,36 +67,64 @@ fn fill_kernel(ns: &NetNs, n: u32) {
 struct Service {
     child: Option<Child>,
     ns: String,
+    bin: String,
     dir: TempDir,
 }
 
 impl Service {
     fn start(ns: &NetNs, config: &str, notify_socket: &str) -> Self {
+        Self::start_with(OUR_CONNTRACKD, ns, config, Some(notify_socket), None)
+    }
+
+    /// `bin` with `NOTIFY_SOCKET` if given; with `dev`, in a private mount namespace
+    /// where that directory is mounted over /dev (so /dev/log is a socket the test bound).
+    fn start_with(
+        bin: &str,
+        ns: &NetNs,
+        config: &str,
+        notify_socket: Option<&str>,
+        dev: Option<&Path>,
+    ) -> Self {
         let dir = TempDir::new();
         let text = config.replace(DIR, &dir.path().to_string_lossy());
-        fs::write(dir.join("conntrackd.conf"), text).expect("write config");
-        let child = ns
-            .command(&[
-                OUR_CONNTRACKD,
-                "-C",
-                &dir.join("conntrackd.conf").to_string_lossy(),
-            ])
-            .env("NOTIFY_SOCKET", notify_socket)
+        let conf = dir.join("conntrackd.conf");
+        fs::write(&conf, text).expect("write config");
+        let mut cmd = match dev {
+            None => ns.command(&[bin, "-C", &conf.to_string_lossy()]),
+            Some(dev) => {
+                let mut c = Command::new("unshare");
+                // unshare and sh exec, so the child's pid is the daemon's.
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(format!(
+                        "mount --bind {} /dev && exec ip netns exec {} {bin} -C {}",
+                        dev.display(),
+                        ns.name(),
+                        conf.display()
+                    ));
+                c
+            }
+        };
+        cmd.env_remove("NOTIFY_SOCKET");
+        if let Some(n) = notify_socket {
+            cmd.env("NOTIFY_SOCKET", n);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.join("stdout")).expect("stdout"))
             .stderr(fs::File::create(dir.join("stderr")).expect("stderr"))
             .spawn()
-            .expect("spawn our conntrackd");
+            .expect("spawn conntrackd");
         Self {
             child: Some(child),
             ns: ns.name().to_owned(),
+            bin: bin.to_owned(),
             dir,
         }
     }
 
     fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, OUR_CONNTRACKD, "-C"])
+            .args(["netns", "exec", &self.ns, &self.bin, "-C"])
             .arg(self.dir.join("conntrackd.conf"))
             .args(args)
             .env_remove("NOTIFY_SOCKET")
@@ -104,6 +132,18 @@ impl Service {
             .expect("run the client");
         assert!(out.status.success(), "{args:?}: {out:?}\n{}", self.dump());
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the control socket answers `-s`.
+    fn wait_serving(&self) {
+        wait_until(Duration::from_secs(30), "the control socket", || {
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns, &self.bin, "-C"])
+                .arg(self.dir.join("conntrackd.conf"))
+                .arg("-s")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     }
 
     fn pid(&self) -> u32 {
@@ -259,14 +299,7 @@ fn systemd_off_sends_nothing() {
     let path = dir.join("notify");
     let sock = UnixDatagram::bind(&path).expect("bind");
     let mut svc = Service::start(&a, &config("\tSystemd off\n"), &path.to_string_lossy());
-    wait_until(Duration::from_secs(30), "the control socket", || {
-        Command::new("ip")
-            .args(["netns", "exec", a.name(), OUR_CONNTRACKD, "-C"])
-            .arg(svc.dir.join("conntrackd.conf"))
-            .arg("-s")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    svc.wait_serving();
     // READY=1 would have been sent before the control socket answered.
     assert_eq!(
         recv(&sock, Duration::from_millis(300)),
@@ -342,4 +375,58 @@ fn sighup_reopens_the_log_file() {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(&log).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "new log file mode {mode:o}");
+}
+
+/// The syslog datagrams `bin` sends with `Syslog local3` until it has started, then
+/// stopped (`-k`); its /dev/log is a socket the test bound (private mount namespace).
+fn syslog_lines(bin: &str, tag: &str) -> (u32, Vec<String>) {
+    let (a, _b, _veth) = node(tag);
+    let dev = TempDir::new();
+    let sock = UnixDatagram::bind(dev.join("log")).expect("bind the fake /dev/log");
+    let conf = config("").replace("\tSyslog off\n", "\tSyslog local3\n");
+    let mut svc = Service::start_with(bin, &a, &conf, None, Some(dev.path()));
+    svc.wait_serving();
+    let pid = svc.pid();
+    svc.ctl(&["-k"]);
+    assert!(
+        svc.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        svc.dump()
+    );
+    let mut lines = Vec::new();
+    while let Some(l) = recv(&sock, Duration::from_millis(300)) {
+        lines.push(l);
+    }
+    (pid, lines)
+}
+
+/// `Syslog local3`: every log line also goes to /dev/log, in the C daemon's syslog format
+/// (facility local3, notice → `<157>`, the C package's `conntrack-tools[pid]: ` tag, bare
+/// message).
+#[test]
+fn syslog_lines_match_the_c_daemon() {
+    require_root();
+    let (pid, ours) = syslog_lines(OUR_CONNTRACKD, "sls");
+    let (c_pid, theirs) = syslog_lines(C_CONNTRACKD, "slc");
+    let find = |lines: &[String], pid: u32, msg: &str| -> String {
+        let tail = format!(" conntrack-tools[{pid}]: {msg}");
+        lines
+            .iter()
+            .find(|l| l.ends_with(&tail))
+            .unwrap_or_else(|| panic!("no `{tail}` in {lines:#?}"))
+            .clone()
+    };
+    for msg in ["initialization completed", "-- starting in console mode --"] {
+        let o = find(&ours, pid, msg);
+        let c = find(&theirs, c_pid, msg);
+        // `<PRI>Mmm dd hh:mm:ss`: same priority, same timestamp shape.
+        assert!(o.starts_with("<157>") && c.starts_with("<157>"), "{o}\n{c}");
+        assert_eq!(
+            o.find(" conntrack-tools["),
+            c.find(" conntrack-tools["),
+            "{o}\n{c}"
+        );
+    }
+    find(&ours, pid, "---- shutdown received ----");
+    find(&theirs, c_pid, "---- shutdown received ----");
 }

@@ -75,7 +75,8 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     signal::set_umask(0o177);
     signal::tune_allocator();
     let mut log = Log::open(conf.general.log_file.as_deref(), !background)
-        .map_err(|e| err(format!("can't open logfile: {e}")))?;
+        .map_err(|e| err(format!("can't open logfile: {e}")))?
+        .with_syslog(conf.general.syslog);
     let lock = match LockFile::acquire(&conf.general.lock_file) {
         Ok(l) => l,
         Err(e) => {
