@@ -15,8 +15,8 @@
 # hands them over to it, so keep both scripts in the same directory.
 #
 # --takeover is ours. Debian's C conntrackd reads it as an unknown option and
-# exits 0 without doing anything, so this script checks `conntrackd -v` first
-# and falls back to primary-backup.sh's four calls for any other binary.
+# exits 0 without doing anything; this script notices (no step report in the
+# output) and falls back to primary-backup.sh's four calls.
 #
 # Usage and environment: as primary-backup.sh (CONNTRACKD_BIN,
 # CONNTRACKD_CONFIG, CONNTRACKD_LOCK, CONNTRACKD_NOTIFY_LOG). Exit status: that
@@ -51,17 +51,22 @@ if [ "$STATE" != primary ]; then
     exec "$HERE/primary-backup.sh" "$@"
 fi
 
-case $("$CONNTRACKD_BIN" -v 2>/dev/null) in
-*"(Rust)"*) ;;
-*)
-    say warning "$CONNTRACKD_BIN has no --takeover; using primary-backup.sh"
-    exec "$HERE/primary-backup.sh" "$@"
-    ;;
-esac
-
 say info "taking over with $CONNTRACKD_BIN -C $CONNTRACKD_CONFIG --takeover"
 out=$("$CONNTRACKD_BIN" -C "$CONNTRACKD_CONFIG" --takeover 2>&1)
 rc=$?
+# A binary without --takeover (the C one) prints its usage and exits 0 having
+# done nothing: recognised by the missing report, and replaced by the four
+# calls. Checking first (`conntrackd -v`) would put one more process start
+# between keepalived's address move and the commit.
+case $out in
+*"takeover: complete"* | *"takeover: step "*) ;;
+*)
+    if [ "$rc" -eq 0 ]; then
+        say warning "$CONNTRACKD_BIN has no --takeover; using primary-backup.sh"
+        exec "$HERE/primary-backup.sh" "$@"
+    fi
+    ;;
+esac
 # One report line per step (and the failure, if any), then the status.
 printf '%s\n' "$out" | while IFS= read -r line; do
     if [ -n "$line" ]; then
