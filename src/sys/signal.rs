@@ -55,6 +55,17 @@ pub fn wait_signal() -> io::Result<Received> {
     }
 }
 
+/// Waits until SIGINT or SIGTERM is pending and returns its number; SIGHUPs meanwhile are
+/// consumed (they must not kill the process). For a caller with no log file to reopen; the
+/// sync daemon uses [`wait_signal`].
+pub fn wait_termination() -> io::Result<i32> {
+    loop {
+        if let Received::Terminate(sig) = wait_signal()? {
+            return Ok(sig);
+        }
+    }
+}
+
 /// Sends SIGTERM to this process: how the control thread turns a KILL request (`-k`) into the
 /// same clean shutdown as an operator's `kill`.
 pub fn terminate_self() -> io::Result<()> {
