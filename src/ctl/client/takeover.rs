@@ -28,10 +28,11 @@
 //! step fail to connect.
 
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{CANT_CONNECT, connect};
+use super::CANT_CONNECT;
 use crate::ctl::RequestCode;
 
 /// One request of the sequence.
@@ -96,16 +97,10 @@ impl std::error::Error for StepError {}
 /// Sends one request and waits until the daemon closes the connection; returns the reply.
 pub fn run_step(path: Option<&Path>, step: &Step) -> Result<Vec<u8>, StepError> {
     let path = path.ok_or(StepError::Connect(None))?;
-    let mut stream = match connect(path, step.code) {
-        Ok(s) => s,
-        // `connect` also writes; tell the two apart by trying the connect alone.
-        Err(e) => {
-            return Err(match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => StepError::Send(e),
-                Err(_) => StepError::Connect(Some(e)),
-            });
-        }
-    };
+    let mut stream = UnixStream::connect(path).map_err(|e| StepError::Connect(Some(e)))?;
+    stream
+        .write_all(&step.code.to_bytes())
+        .map_err(StepError::Send)?;
     let mut reply = Vec::new();
     loop {
         let mut buf = [0u8; 1024];
