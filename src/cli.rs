@@ -327,9 +327,6 @@ Daemon options:
   -d                    run in the background
   -C FILE               configuration file (default /etc/conntrackd/conntrackd.conf)
   --check-config        parse the configuration, print a summary, and exit
-  --takeover            become primary in one call: commit the external cache (-c),
-                        flush both caches (-f), resync with the kernel (-R), bulk send
-                        (-B); stops at the first failed step, exit 1 if one failed
 
 Client options (talk to a running daemon):
   -c [ct|expect]        commit the external cache to the kernel
@@ -345,6 +342,9 @@ Client options (talk to a running daemon):
   -n                    ask the peers for a resync
   -k                    stop the daemon
   -t                    flush the kernel table in a few seconds (purge)
+  --takeover            become primary in one call: commit the external cache (-c),
+                        flush both caches (-f), resync with the kernel (-R), bulk send
+                        (-B); stops at the first failed step, exit 1 if one failed
   -v                    version
   -h                    this help
 ";
