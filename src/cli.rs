@@ -10,7 +10,8 @@
 //!   option; for `-s/-f` it is an error;
 //! * an unknown option prints usage and exits **0**; several client options: the last wins.
 //!
-//! Long options (`--check-config`) are ours and are matched before the quirk rules.
+//! Long options (`--check-config`, `--takeover`) are ours and are matched before the quirk
+//! rules.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -114,6 +115,10 @@ pub enum Command {
     Client(Request),
     /// Ours: parse the configuration, print a summary, exit.
     CheckConfig,
+    /// Ours (`--takeover`): primary-backup.sh's `primary` transition in one process —
+    /// commit, flush the caches, resync with the kernel, bulk send — stopping at the first
+    /// step that fails (see `ctl::client::takeover`).
+    Takeover,
     /// `-v`.
     Version,
     /// `-h`.
@@ -179,6 +184,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, CliError> {
     let mut daemon = None;
     let mut request: Option<Request> = None;
     let mut check_config = false;
+    let mut takeover = false;
     let mut early = None;
     let mut i = 0;
     while i < args.len() {
@@ -186,6 +192,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, CliError> {
         i += 1;
         if arg == "--check-config" {
             check_config = true;
+            continue;
+        }
+        if arg == "--takeover" {
+            takeover = true;
             continue;
         }
         let Some(opt) = arg.chars().nth(1) else {
@@ -258,6 +268,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, CliError> {
         c
     } else if check_config {
         Command::CheckConfig
+    } else if takeover {
+        // One transition per call: mixing it with `-d` or a single request is a mistake in
+        // the caller's script, not something to guess about.
+        if daemon.is_some() || request.is_some() {
+            return Err(CliError::InvalidParameters);
+        }
+        Command::Takeover
     } else {
         match (daemon, request) {
             (Some(_), Some(_)) => return Err(CliError::InvalidParameters),
@@ -325,6 +342,9 @@ Client options (talk to a running daemon):
   -n                    ask the peers for a resync
   -k                    stop the daemon
   -t                    flush the kernel table in a few seconds (purge)
+  --takeover            become primary in one call: commit the external cache (-c),
+                        flush both caches (-f), resync with the kernel (-R), bulk send
+                        (-B); stops at the first failed step, exit 1 if one failed
   -v                    version
   -h                    this help
 ";
@@ -355,6 +375,30 @@ mod tests {
             assert_eq!(inv.command, Command::CheckConfig);
             assert_eq!(inv.config, PathBuf::from("/x.conf"));
         }
+    }
+
+    #[test]
+    fn test_takeover_either_order() {
+        for args in [
+            &["--takeover", "-C", "/x.conf"][..],
+            &["-C", "/x.conf", "--takeover"][..],
+        ] {
+            let inv = parse(args).unwrap();
+            assert_eq!(inv.command, Command::Takeover);
+            assert_eq!(inv.config, PathBuf::from("/x.conf"));
+        }
+        assert_eq!(cmd(&["--takeover"]), Command::Takeover);
+    }
+
+    #[test]
+    fn test_takeover_conflicts() {
+        for args in [&["--takeover", "-d"][..], &["-c", "--takeover"][..]] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err, CliError::InvalidParameters, "{args:?}");
+            assert_eq!(err.exit_code(), 1);
+        }
+        // `-v`/`-h` win over everything, as for the C daemon's other options.
+        assert_eq!(cmd(&["--takeover", "-v"]), Command::Version);
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
             out.write_all(cli::USAGE.as_bytes())?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::CheckConfig | Command::Daemon { .. } | Command::Client(_) => {}
+        Command::CheckConfig | Command::Daemon { .. } | Command::Client(_) | Command::Takeover => {}
     }
     // As the C daemon, every mode (client ones included) parses the whole file first and
     // refuses to go on when it is broken.
@@ -87,6 +87,10 @@ fn run(inv: &cli::Invocation) -> anyhow::Result<ExitCode> {
         Command::Client(req) => {
             drop(out);
             return conntrackd::ctl::client::run(&conf, req);
+        }
+        Command::Takeover => {
+            drop(out);
+            return conntrackd::ctl::client::run_takeover(&conf);
         }
         _ => {}
     }

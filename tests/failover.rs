@@ -414,3 +414,85 @@ fn failover_c_ftfw_500_flows() {
 fn failover_ours_ftfw_500_flows() {
     failover_bulk("ours/ours FTFW + 500 flows", [ours(), ours()], 500);
 }
+
+/// ours/ours FTFW with `conf/primary-backup-takeover.sh` as notify script: the primary
+/// transition is one `conntrackd --takeover` (commit, flush, resync, bulk send from one
+/// process). Same hard failure and the same proof as [`failover`]: fw2 takes the VIPs, its
+/// script's single call exits 0 after the four steps, its kernel holds the stream
+/// ESTABLISHED and the stream resumes without reset.
+#[test]
+fn failover_ours_ftfw_takeover_cli() {
+    let label = "ours/ours FTFW --takeover";
+    let mut tb = Testbed::start_with_script(
+        [ours(), ours()],
+        SyncMode::Ftfw,
+        "conf/primary-backup-takeover.sh",
+    );
+    let stream = Stream::open(&tb);
+    let port = stream.client_port;
+    tb.wait(
+        Duration::from_secs(10),
+        "fw2's external cache to hold the stream",
+        |tb| tb.fws[1].external_has(port),
+    );
+    if tb.fws[1].kernel_flow(port).is_some() {
+        tb.fail("fw2's kernel holds the stream before the failover: the test proves nothing");
+    }
+    tb.wait(Duration::from_secs(5), "20 echoes through fw1", |_| {
+        stream.echoes() >= 20
+    });
+    let runs = tb.fws[1].primary_runs();
+    let failed_at = Instant::now();
+    tb.hard_fail(0);
+    tb.wait(Duration::from_secs(10), "the VIPs to move", |tb| {
+        tb.master() == Some(1)
+    });
+    let took_over = Instant::now();
+    let fw = &tb.fws[1];
+    tb.wait(
+        Duration::from_secs(10),
+        "the notify script (primary)",
+        |_| fw.primary_runs() > runs,
+    );
+    let notify_done = failed_at.elapsed();
+    let notify = fw.notify_log();
+    if !notify.contains("primary: conntrackd --takeover -> exit 0") {
+        tb.fail("fw2's notify script did not run `conntrackd --takeover` successfully");
+    }
+    for step in ["(-c): done", "(-f): done", "(-R): done", "(-B): done"] {
+        if !notify.contains(step) {
+            tb.fail(&format!("fw2's takeover did not report `{step}`"));
+        }
+    }
+    match fw.kernel_flow(port) {
+        Some(l) if l.contains("ESTABLISHED") => {}
+        other => tb.fail(&format!(
+            "fw2's kernel does not hold the stream ESTABLISHED after --takeover: {other:?}"
+        )),
+    }
+    let gap = match stream.outcome(failed_at, took_over, RESUME_TIMEOUT) {
+        Outcome::Resumed { gap } => gap,
+        other => tb.fail(&format!("{label}: the stream did not survive: {other:?}")),
+    };
+    let n = stream.echoes();
+    tb.wait(
+        Duration::from_secs(3),
+        "more echoes after the resumption",
+        |_| stream.echoes() > n + 5,
+    );
+    if let Some(e) = stream.error() {
+        tb.fail(&format!("{label}: the stream failed after resuming: {e}"));
+    }
+    eprintln!(
+        "{label}: takeover by fw2 {:.2} s, notify script done {:.2} s after the event, {} \
+         dropped {} packets as INVALID, stream silent for {:.2} s, no reset",
+        (took_over - failed_at).as_secs_f64(),
+        notify_done.as_secs_f64(),
+        fw.name,
+        fw.invalid_drops(),
+        gap.as_secs_f64(),
+    );
+    for line in notify.lines().filter(|l| l.contains(" primary: ")) {
+        eprintln!("    {line}");
+    }
+}

@@ -9,4 +9,6 @@ mod failover;
 mod harness;
 mod interop;
 mod netlink_kernel;
+mod systemd;
+mod takeover;
 mod util;

@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 
+pub mod takeover;
+
 use super::proto::RequestCode;
 use super::render::{LogLevel, log_line};
 use crate::cli::{self, StatsKind};
@@ -55,6 +57,23 @@ pub fn run(config: &Config, req: cli::Request) -> anyhow::Result<ExitCode> {
     copy_reply(stream, &mut out).context("reading the daemon's reply")?;
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--takeover`: the primary transition's four requests in one process (see [`takeover`]).
+/// Progress goes to stdout, a failure to stderr; exit 1 if a step failed.
+pub fn run_takeover(config: &Config) -> anyhow::Result<ExitCode> {
+    let (stdout, stderr) = (io::stdout(), io::stderr());
+    let ok = takeover::run_steps(
+        config.general.unix_path.as_deref(),
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    )
+    .context("writing the takeover report")?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Connects to `path` and sends `code`.

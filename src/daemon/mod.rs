@@ -40,11 +40,11 @@ use crate::runtime::reader::{self, OwnPorts, Router};
 use crate::runtime::receiver::Dispatcher;
 use crate::runtime::sender::{LinkIo, LinkThread, ModeConfig};
 use crate::runtime::worker::{
-    CtChange, ExpEvent, KernelEvent, Origin, Worker, WorkerConfig, WorkerIo,
+    Cmd, CtChange, ExpEvent, KernelEvent, Origin, Worker, WorkerConfig, WorkerIo,
 };
-use crate::runtime::{Ring, Waker, placement};
+use crate::runtime::{Producer, Ring, Waker, placement};
 use crate::sync::{alarm, ftfw, notrack};
-use crate::sys::{sched, signal};
+use crate::sys::{notify, sched, signal};
 use log::Log;
 use stats::{LinkStats, ReaderStats, ShardStats};
 
@@ -75,7 +75,8 @@ pub fn run(conf: &Config, background: bool) -> Result<(), StartError> {
     signal::set_umask(0o177);
     signal::tune_allocator();
     let mut log = Log::open(conf.general.log_file.as_deref(), !background)
-        .map_err(|e| err(format!("can't open logfile: {e}")))?;
+        .map_err(|e| err(format!("can't open logfile: {e}")))?
+        .with_syslog(conf.general.syslog);
     let lock = match LockFile::acquire(&conf.general.lock_file) {
         Ok(l) => l,
         Err(e) => {
@@ -327,6 +328,10 @@ fn start(
         router.flush_blocking(&shutdown);
     }
 
+    // The dump is in the rings; wait until the workers have applied it, so that READY=1
+    // and the first `-i` both see the loaded table.
+    applied_barrier(&router, &mut cmd_prod, &shutdown);
+
     if let Some(events) = events {
         let sched_cfg = g.scheduler;
         let (rs, sd) = (Arc::clone(&reader_stats), Arc::clone(&shutdown));
@@ -472,8 +477,33 @@ fn start(
     } else {
         "-- starting in console mode --"
     });
-    let sig = signal::wait_termination().map_err(|e| err(format!("sigwait: {e}")))?;
-    tracing::debug!(sig, "termination signal");
+    let notifier = service_notifier(g.systemd, log);
+    if let Some(n) = &notifier {
+        // After a fork (`-d`) the reporting process is not the one systemd started.
+        let msg = if background {
+            format!("READY=1\nMAINPID={}", signal::pid())
+        } else {
+            "READY=1".to_owned()
+        };
+        if let Err(e) = n.notify(&msg) {
+            log.warning(&format!("can't notify the service manager: {e}"));
+        }
+    }
+    loop {
+        match signal::wait_signal().map_err(|e| err(format!("sigwait: {e}")))? {
+            signal::Received::Reopen => match log.reopen() {
+                Ok(()) => log.notice("log file reopened (SIGHUP)"),
+                Err(e) => log.error(&format!("can't reopen logfile: {e}")),
+            },
+            signal::Received::Terminate(sig) => {
+                tracing::debug!(sig, "termination signal");
+                break;
+            }
+        }
+    }
+    if let Some(n) = &notifier {
+        let _ = n.notify("STOPPING=1");
+    }
     log.notice("---- shutdown received ----");
     shutdown.store(true, Ordering::Release);
     for w in &wakers {
@@ -485,6 +515,45 @@ fn start(
         let _ = t.join();
     }
     Ok(())
+}
+
+/// `$NOTIFY_SOCKET`'s notifier when `Systemd` is on (the default, as Debian's C build);
+/// a bad address is a warning, not a reason to fail.
+fn service_notifier(enabled: bool, log: &Log) -> Option<notify::Notifier> {
+    if !enabled {
+        return None;
+    }
+    notify::Notifier::from_env().unwrap_or_else(|e| {
+        log.warning(&format!("systemd notification disabled: {e}"));
+        None
+    })
+}
+
+/// Returns once every worker has applied what `router` handed it: the event rings are empty
+/// (popped), then one command round trip per worker (a worker applies the events it popped
+/// before the commands it popped with them).
+fn applied_barrier(router: &Router, workers: &mut [Producer<Cmd>], shutdown: &AtomicBool) {
+    while !router.is_drained() && !shutdown.load(Ordering::Acquire) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut asked = 0;
+    for w in workers.iter_mut() {
+        let barrier = Cmd::Flush {
+            internal: false,
+            external: false,
+            done: tx.clone(),
+        };
+        if w.push(barrier).is_ok() {
+            asked += 1;
+        }
+    }
+    drop(tx);
+    for _ in 0..asked {
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            break;
+        }
+    }
 }
 
 /// Applies `Scheduler` to the calling thread (the netlink reader); the C default is

@@ -107,6 +107,15 @@ impl Router {
         dropped
     }
 
+    /// Whether the workers have popped everything routed so far (nothing pending here, every
+    /// ring empty). A snapshot: the start-up code uses it before the reader runs.
+    pub fn is_drained(&self) -> bool {
+        self.pending.iter().all(Vec::is_empty)
+            && self.exp_pending.iter().all(Vec::is_empty)
+            && self.rings.iter().all(Producer::is_empty)
+            && self.exp_rings.iter().all(Producer::is_empty)
+    }
+
     /// Pushes every pending batch, waiting for room instead of dropping (start-up dump and
     /// `-R`, where the producer is not the real-time reader and may block).
     pub fn flush_blocking(&mut self, shutdown: &AtomicBool) {

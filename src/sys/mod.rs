@@ -10,6 +10,7 @@ use std::io;
 pub mod eventfd;
 pub mod netlink;
 pub mod netns;
+pub mod notify;
 pub mod rtnetlink;
 pub mod sched;
 pub mod signal;

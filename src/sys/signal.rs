@@ -1,15 +1,28 @@
-//! Termination signals, handled synchronously: SIGINT/SIGTERM are blocked in every thread and
-//! collected with `sigwait(2)` by the daemon's main thread, so no async-signal handler ever
-//! runs and shutdown is ordinary code (unlink the socket and lock file, join the threads).
+//! The daemon's signals, handled synchronously: SIGINT/SIGTERM (stop) and SIGHUP (reopen the
+//! log file) are blocked in every thread and collected with `sigwait(2)` by the daemon's
+//! main thread, so no async-signal handler ever runs and shutdown or a log reopen is
+//! ordinary code (unlink the socket and lock file, join the threads; open a file).
 //!
 //! [`block_termination`] must run before any other thread is spawned: threads inherit the
 //! signal mask of their creator, and a thread that does not block SIGTERM would receive it
-//! with the default action (death without clean-up).
+//! with the default action (death without clean-up). SIGHUP's default action is death too:
+//! the C daemon 1.4.7 does not handle it, so `kill -HUP` (logrotate's usual `postrotate`)
+//! stops it; ours reopens its LogFile instead.
 
 use std::io;
 
-/// Blocks SIGINT and SIGTERM in the calling thread (and every thread it spawns later) and
-/// ignores SIGPIPE, as the C daemon does (a client that hangs up must not kill us).
+/// What [`wait_signal`] collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// SIGINT or SIGTERM (the number): shut down.
+    Terminate(i32),
+    /// SIGHUP: reopen the log file (logrotate moved it away).
+    Reopen,
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and every thread it spawns
+/// later) and ignores SIGPIPE, as the C daemon does (a client that hangs up must not kill
+/// us).
 pub fn block_termination() -> io::Result<()> {
     let set = termination_set()?;
     // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
@@ -25,18 +38,30 @@ pub fn block_termination() -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until SIGINT or SIGTERM is pending and returns its number. The signals must have
+/// Waits until SIGINT, SIGTERM or SIGHUP is pending and says which. The signals must have
 /// been blocked with [`block_termination`].
-pub fn wait_termination() -> io::Result<i32> {
+pub fn wait_signal() -> io::Result<Received> {
     let set = termination_set()?;
     let mut sig: libc::c_int = 0;
     loop {
         // SAFETY: `set` is initialised and `sig` is a valid out pointer for the call.
         let rc = unsafe { libc::sigwait(&set, &mut sig) };
         match rc {
-            0 => return Ok(sig),
+            0 if sig == libc::SIGHUP => return Ok(Received::Reopen),
+            0 => return Ok(Received::Terminate(sig)),
             libc::EINTR => continue,
             e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Waits until SIGINT or SIGTERM is pending and returns its number; SIGHUPs meanwhile are
+/// consumed (they must not kill the process). For a caller with no log file to reopen; the
+/// sync daemon uses [`wait_signal`].
+pub fn wait_termination() -> io::Result<i32> {
+    loop {
+        if let Received::Terminate(sig) = wait_signal()? {
+            return Ok(sig);
         }
     }
 }
@@ -56,7 +81,7 @@ fn termination_set() -> io::Result<libc::sigset_t> {
     super::cvt(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
     // SAFETY: the set was initialised by sigemptyset just above.
     let mut set = unsafe { set.assume_init() };
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `set` is initialised and `sig` is a valid signal number.
         super::cvt(unsafe { libc::sigaddset(&mut set, sig) })?;
     }

@@ -92,6 +92,8 @@ pub(crate) struct Firewall {
     index: usize,
     node: Node,
     mode: SyncMode,
+    /// The notify script keepalived runs, relative to the repository.
+    script: &'static str,
 }
 
 impl Firewall {
@@ -222,6 +224,16 @@ impl Testbed {
     /// Builds the cluster with `nodes[0]` on fw1 and `nodes[1]` on fw2, starts the daemons,
     /// then keepalived, and waits until fw1 is master and its notify script has finished.
     pub(crate) fn start(nodes: [Node; 2], mode: SyncMode) -> Self {
+        Self::start_with_script(nodes, mode, "conf/primary-backup.sh")
+    }
+
+    /// [`Self::start`] with another notify script of the repository (`conf/…`) that logs
+    /// the same way (e.g. `conf/primary-backup-takeover.sh`).
+    pub(crate) fn start_with_script(
+        nodes: [Node; 2],
+        mode: SyncMode,
+        script: &'static str,
+    ) -> Self {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TempDir::new();
         let sw = NetNs::new("sw");
@@ -277,6 +289,7 @@ impl Testbed {
                 index: i,
                 node,
                 mode,
+                script,
                 keepalived: None,
                 daemon: None,
                 ns,
@@ -480,7 +493,7 @@ fn start_keepalived(fw: &Firewall, priority: u32, bin: &Path, conf: &Path) -> Ch
     let template = fs::read_to_string(repo_file("conf/keepalived.conf.in"))
         .expect("read conf/keepalived.conf.in");
     let d = |n: &str| fw.dir.join(n).to_string_lossy().into_owned();
-    let script = repo_file("conf/primary-backup.sh");
+    let script = repo_file(fw.script);
     let text = template
         .replace("@ROUTER_ID@", fw.ns.name())
         .replace("@ADVERT_INT@", ADVERT_INT)
