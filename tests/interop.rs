@@ -918,6 +918,50 @@ fn hash_limit_refuses_and_counts() {
     });
 }
 
+/// The same C primary state committed by our backup and by a C backup (two pairs, the
+/// same entries, `CommitTimeout 30` on both backups): the two backup kernels hold the same
+/// entries, and CommitTimeout capped every timeout in both.
+#[test]
+fn commit_equals_c_commit_with_commit_timeout() {
+    const FTFW_CT30: &str = "Mode FTFW { CommitTimeout 30 }";
+    let mut tables = Vec::new();
+    for (tag, net, port, ours_backup) in [("q1", 67u8, 3867u16, true), ("q2", 68, 3868, false)] {
+        let (a, b, _veth) = pair(tag, net);
+        let _da = CDaemon::start(&a, &conf('a', net, port));
+        let backup = conf_mode(FTFW_CT30, 'b', net, port);
+        let db = if ours_backup {
+            ours(&b, &backup)
+        } else {
+            CDaemon::start(&b, &backup)
+        };
+        insert_entries(&a);
+        insert_nat_v6_entries(&a);
+        let n = N_ENTRIES + N_NAT_V6;
+        wait_until(
+            Duration::from_secs(5),
+            "entries in the external cache",
+            || count_test_lines(&db.expect_ctl(&["-e"])) == n,
+        );
+        db.expect_ctl(&["-c"]);
+        wait_until(Duration::from_secs(5), "committed", || {
+            test_table(&b).len() == n
+        });
+        for l in ct_list(&b).iter().filter(|l| is_test_line(l)) {
+            let t: u64 = l
+                .split_whitespace()
+                .nth(4)
+                .and_then(|t| t.parse().ok())
+                .expect(l);
+            assert!(t <= 30, "CommitTimeout 30 not applied ({tag}): {l}");
+        }
+        tables.push(test_table(&b));
+    }
+    assert_eq!(
+        tables[0], tables[1],
+        "our commit (left) vs C's commit (right)"
+    );
+}
+
 fn conf_mode(mode: &str, side: char, net: u8, port: u16) -> String {
     let (iface, local, peer) = if side == 'a' {
         ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))
