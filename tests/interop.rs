@@ -701,12 +701,18 @@ fn active(d: &CDaemon, block: usize) -> u64 {
 /// `n` established TCP entries 192.0.2.0/24-ish → 198.51.100.0/24, created through
 /// ctnetlink in batches from inside `ns`.
 fn bulk_create(ns: &NetNs, n: u32) -> Duration {
+    bulk_create_from(ns, 0, n)
+}
+
+/// [`bulk_create`] of entries `first..first + n` (distinct tuples for distinct ranges, up
+/// to 250 × 64k).
+fn bulk_create_from(ns: &NetNs, first: u32, n: u32) -> Duration {
     use conntrackd::netlink::ct::Conntrack;
     use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
     use conntrackd::netlink::socket::CtHandle;
     use conntrackd::netlink::tuple::{L4, Tuple};
     use std::net::{IpAddr, Ipv4Addr};
-    let cts: Vec<Conntrack> = (0..n)
+    let cts: Vec<Conntrack> = (first..first + n)
         .map(|i| {
             let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1));
             let dst = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
@@ -1308,6 +1314,60 @@ fn ftfw_udp_redundant_link_failover() {
 /// `-t` (backup side of primary-backup.sh): `PurgeTimeout` seconds later the kernel table
 /// and the internal cache are flushed, FLUSH origin, so the peer keeps its copy; `-c`
 /// cancels a pending purge.
+/// Redundant links under a steady stream: the active veth goes down mid-stream (its
+/// datagrams in flight are lost); FTFW over the backup link recovers them and nothing is
+/// missing at the peer. Ours -> ours and ours -> C.
+#[test]
+fn ftfw_redundant_link_down_mid_stream_loses_nothing() {
+    const CHUNK: u32 = 250;
+    const CHUNKS: u32 = 40;
+    for (tag, net, port, c_peer) in [("m1", 70u8, 3870u16, false), ("m2", 72, 3872, true)] {
+        let (a, b, _veth) = pair(tag, net);
+        let _v2 = Veth::connect(
+            &a,
+            "ja",
+            &format!("10.232.{}.1/24", net + 1),
+            &b,
+            "jb",
+            &format!("10.232.{}.2/24", net + 1),
+        );
+        let da = ours(&a, &two_link_conf('a', net, port));
+        let conf_b = two_link_conf('b', net, port);
+        let db = if c_peer {
+            CDaemon::start(&b, &conf_b)
+        } else {
+            ours(&b, &conf_b)
+        };
+        for i in 0..CHUNKS {
+            if i == CHUNKS / 2 {
+                a.link_set("ia", false);
+            }
+            bulk_create_from(&a, i * CHUNK, CHUNK);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let n = u64::from(CHUNK * CHUNKS);
+        wait_until(
+            Duration::from_secs(30),
+            "every streamed entry at the peer",
+            || active(&db, 1) >= n,
+        );
+        let links = da.expect_ctl(&["-s", "link"]);
+        assert!(
+            links.contains("device=ja status=RUNNING role=ACTIVE"),
+            "{links}"
+        );
+        // Exactly the streamed entries (plus the sync flows' own entries, not ours).
+        let e = text(&db, DUMP_EXTERNAL);
+        assert_eq!(
+            e.lines()
+                .filter(|l| l.contains("dst=198.51.100.1 "))
+                .count() as u64,
+            n,
+            "c_peer={c_peer}"
+        );
+    }
+}
+
 #[test]
 fn purge_timeout_flushes_later_and_commit_cancels() {
     let (a, b, _veth) = pair("pt", 34);
