@@ -7,11 +7,14 @@
 //! [`CtHandle::port_id`].
 //!
 //! Writes are batched: as many messages as fit in [`CtHandle::set_batch_bytes`] go out in one
-//! `sendmsg`, each with `NLM_F_ACK` and its own sequence number. The kernel processes the
-//! whole datagram synchronously and queues one NLMSG_ERROR (errno 0 = ACK) per message, which
-//! we match back to the entry by sequence number to build a [`BatchReport`]. Because all those
-//! ACKs are queued before we read any, the socket gets a large receive buffer; should ACKs
-//! still be lost (ENOBUFS), the entries without an answer are reported as failed with ENOBUFS
+//! `sendmsg`, each with its own sequence number but without `NLM_F_ACK`, followed by one
+//! `NLMSG_NOOP` that asks for an ACK. The kernel processes the whole datagram synchronously,
+//! in order, and answers every failed message with an NLMSG_ERROR even without `NLM_F_ACK`;
+//! so once the NOOP's ACK is read, every error of the batch has been read before it, and the
+//! others succeeded. We match errors back to entries by sequence number to build a
+//! [`BatchReport`]. One ACK per message (as the C daemon asks) costs the kernel an skb per
+//! entry; this costs one per batch. Should answers be lost (ENOBUFS), nothing of that
+//! batch is known and every entry without an error is reported as failed with ENOBUFS
 //! rather than guessed.
 
 use std::io;
@@ -28,6 +31,17 @@ use super::consts::{
 };
 use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages};
 use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket, RECV_MANY_MAX, RecvMeta};
+
+/// Appends an `NLMSG_NOOP` request asking for an ACK: netlink answers it in order, after
+/// whatever precedes it in the same datagram.
+fn push_noop(buf: &mut Vec<u8>, seq: u32) {
+    const LEN: u32 = 16;
+    buf.extend_from_slice(&LEN.to_ne_bytes());
+    buf.extend_from_slice(&super::consts::NLMSG_NOOP.to_ne_bytes());
+    buf.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    buf.extend_from_slice(&seq.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes());
+}
 
 /// Default upper bound of one batch datagram.
 pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
@@ -349,7 +363,10 @@ impl CtHandle {
                 let before = self.tx.len();
                 let req = Req {
                     buf: &mut self.tx,
-                    kind,
+                    kind: ReqKind {
+                        flags: kind.flags & !NLM_F_ACK,
+                        ..kind
+                    },
                     seq: base.wrapping_add((end - start) as u32),
                 };
                 emit(&items[end], req);
@@ -366,7 +383,10 @@ impl CtHandle {
                 }
                 end += 1;
             }
-            self.next_seq(end - start);
+            // The barrier: its ACK comes after every error of the batch.
+            let barrier = base.wrapping_add((end - start) as u32);
+            push_noop(&mut self.tx, barrier);
+            self.next_seq(end - start + 1);
             self.sock.send(&self.tx).map_err(io_err(kind.name))?;
             self.collect_acks(kind.name, base, start, end - start, &mut report)?;
             start = end;
@@ -375,8 +395,8 @@ impl CtHandle {
         Ok(report)
     }
 
-    /// Reads until every one of the `n` messages sent with sequence numbers `base..` has its
-    /// ACK or error; entries are numbered from `first`.
+    /// Reads the answers to the `n` messages sent with sequence numbers `base..` (errors
+    /// only) up to the ACK of the barrier `base + n`; entries are numbered from `first`.
     fn collect_acks(
         &mut self,
         op: &'static str,
@@ -385,14 +405,15 @@ impl CtHandle {
         n: usize,
         report: &mut BatchReport,
     ) -> Result<(), NlError> {
-        let mut answered = std::mem::take(&mut self.answered);
-        answered.clear();
-        answered.resize(n, false);
-        let mut left = n;
+        let mut failed = std::mem::take(&mut self.answered);
+        failed.clear();
+        failed.resize(n, false);
+        let barrier = base.wrapping_add(n as u32);
+        let mut done = false;
         let mut overrun = false;
         let mut meta = [RecvMeta::default(); RECV_MANY_MAX];
-        while left > 0 {
-            // Block (with the timeout) for the first ACK; after an overrun only drain what
+        while !done {
+            // Block (with the timeout) for the answers; after an overrun only drain what
             // the kernel did queue, then give up on the rest.
             let wait = if overrun {
                 Duration::ZERO
@@ -405,19 +426,19 @@ impl CtHandle {
                 }
                 return Err(NlError::Timeout { op });
             }
-            // ACKs are one small datagram each: take up to 64 per system call.
+            // Answers are one small datagram each: take up to 64 per system call.
             let got = match self.sock.recv_many(&mut self.rx, ACK_SLOT, &mut meta) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    debug!(left, "batch ACKs lost to ENOBUFS");
+                    debug!("batch answers lost to ENOBUFS");
                     overrun = true;
                     continue;
                 }
                 Err(source) => return Err(NlError::Io { op, source }),
             };
             for (k, md) in meta[..got].iter().enumerate() {
-                // A truncated datagram is no ACK of ours (those are 36 bytes): a stale reply.
+                // A truncated datagram is no answer of ours (those are 36 bytes): stale.
                 if !md.from_kernel || md.truncated {
                     continue;
                 }
@@ -431,31 +452,35 @@ impl CtHandle {
                     else {
                         continue;
                     };
+                    if original_seq == barrier {
+                        done = true;
+                        continue;
+                    }
                     let i = original_seq.wrapping_sub(base) as usize;
-                    if i >= n || answered[i] {
+                    if i >= n || errno == 0 || failed[i] {
                         continue; // a stale answer from an earlier, abandoned request
                     }
-                    answered[i] = true;
-                    left -= 1;
-                    if errno == 0 {
-                        report.ok += 1;
-                    } else {
-                        report
-                            .errors
-                            .push((first + i, KernelError { op, errno }.into()));
-                    }
+                    failed[i] = true;
+                    report
+                        .errors
+                        .push((first + i, KernelError { op, errno }.into()));
                 }
             }
         }
-        // ACKs were dropped: we cannot know whether those entries were applied.
-        for (i, _) in answered.iter().enumerate().filter(|(_, a)| !**a) {
-            let err = KernelError {
-                op,
-                errno: libc::ENOBUFS,
-            };
-            report.errors.push((first + i, err.into()));
+        let errors = failed.iter().filter(|f| **f).count();
+        if done {
+            report.ok += n - errors;
+        } else {
+            // Answers were dropped: we cannot know whether the others were applied.
+            for (i, _) in failed.iter().enumerate().filter(|(_, f)| !**f) {
+                let err = KernelError {
+                    op,
+                    errno: libc::ENOBUFS,
+                };
+                report.errors.push((first + i, err.into()));
+            }
         }
-        self.answered = answered;
+        self.answered = failed;
         Ok(())
     }
 
@@ -618,7 +643,7 @@ mod tests {
                 .iter()
                 .all(|(_, e)| errno_of(e) == Some(libc::ENOENT))
         );
-        assert_eq!(h.seq, 3); // MAX-1, MAX, 0, 1, 2 used
+        assert_eq!(h.seq, 4); // MAX-1, MAX, 0, 1, 2 used, and 3 by the barrier
         // A builder that writes nothing is refused instead of waiting for an ACK.
         let e = h
             .batch_raw(ReqKind::CT_DELETE, &[0u8], |_, _| {})
