@@ -22,14 +22,15 @@ use crate::cache::{CtKey, shard_of};
 use crate::channel::LinkStatus as ChannelLinkStatus;
 use crate::ctl::render::stats as render;
 use crate::ctl::render::stats::{
-    ActiveLink, CacheDetail, CacheSummary, ChannelKind, ExternalSummary, InternalSummary,
-    LinkCounters, NetworkStats, RuntimeStats, SyncSummary, Traffic,
+    ActiveLink, CacheDetail, CacheSummary, ChannelKind, ChildKind, ExternalSummary,
+    InternalSummary, LinkCounters, NetworkStats, QueueStats, ResendItem, RuntimeStats, SyncSummary,
+    Traffic,
 };
 use crate::ctl::{CtlHandler, RequestCode as C};
 use crate::netlink::ct::Conntrack;
 use crate::netlink::socket::{CtHandle, DumpFilter};
 use crate::runtime::ring::Producer;
-use crate::runtime::sender::LinkCmd;
+use crate::runtime::sender::{LinkCmd, QueueReport};
 use crate::runtime::worker::{Cmd, CtChange, Dump, KernelEvent, Origin};
 
 /// What the handler may change: rings to the threads and the kernel request sockets.
@@ -97,6 +98,33 @@ pub struct CtlView {
     pub inject: Option<Arc<CacheCounters>>,
     /// `DisableInternalCache`: the first `-s` block is "internal bypass".
     pub bypass: bool,
+    /// `ErrorQueueLength` (0 = the default 128), the `errorq` line of `-s queue`.
+    pub error_queue_length: u32,
+}
+
+/// Requests in progress that the C daemon would serve from a child process, for
+/// `-s process` (it lists its children; our work runs in threads of the daemon, so each
+/// shows the daemon's pid).
+#[derive(Debug, Default)]
+struct Children(Mutex<Vec<(u32, ChildKind)>>);
+
+/// Removes its entry from [`Children`] when the request is done.
+struct ChildGuard<'a>(&'a Children, ChildKind);
+
+impl Children {
+    fn start(&self, kind: ChildKind) -> ChildGuard<'_> {
+        self.0.lock().push((std::process::id(), kind));
+        ChildGuard(self, kind)
+    }
+}
+
+impl Drop for ChildGuard<'_> {
+    fn drop(&mut self) {
+        let mut list = self.0.0.lock();
+        if let Some(i) = list.iter().position(|&(_, k)| k == self.1) {
+            list.remove(i);
+        }
+    }
 }
 
 /// The handler.
@@ -105,6 +133,19 @@ pub struct Handler {
     ops: Arc<Mutex<CtlOps>>,
     view: CtlView,
     purge: Arc<Purge>,
+    /// A commit is running: a second `-c` is skipped and `-f`/`-f external` refused, as in
+    /// C (sync-modes.md §6 step 2). Checked before the ops lock, which the commit holds.
+    committing: AtomicBool,
+    children: Arc<Children>,
+}
+
+/// Clears [`Handler::committing`] however the commit ends.
+struct CommitGuard<'a>(&'a AtomicBool);
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Handler {
@@ -114,6 +155,80 @@ impl Handler {
             ops: Arc::new(Mutex::new(ops)),
             view,
             purge: Arc::default(),
+            committing: AtomicBool::new(false),
+            children: Arc::default(),
+        }
+    }
+
+    /// `-s queue` / `-s rsqueue`: the link thread owns the queues, so it is asked for a
+    /// copy over its command ring (the ring's single producer is behind the ops lock).
+    fn queue_report(&self) -> Option<QueueReport> {
+        let (tx, rx) = mpsc::channel();
+        self.ops.lock().link.push(LinkCmd::QueueSnapshot(tx)).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    fn queue_stats(&self) -> String {
+        let Some(report) = self.queue_report() else {
+            return String::new();
+        };
+        let errorq = QueueStats {
+            name: "errorq".into(),
+            current: 0,
+            max: match self.view.error_queue_length {
+                0 => 128,
+                n => n,
+            },
+            full_errors: 0,
+        };
+        let txqueue = |current: usize| QueueStats {
+            name: "txqueue".into(),
+            current: current as u32,
+            // The C transmit queue is unbounded: INT_MAX.
+            max: i32::MAX as u32,
+            full_errors: 0,
+        };
+        match report {
+            // Created rsqueue, errorq, txqueue; listed newest first. Only control messages
+            // take a node of their own (data objects are linked in place).
+            QueueReport::Ftfw(q) => {
+                let ctl = q.tx_ctl + q.resend.iter().filter(|(_, f)| f.is_some()).count();
+                render::queues(
+                    ctl as u32,
+                    &[
+                        txqueue(q.tx_len),
+                        errorq,
+                        QueueStats {
+                            name: "rsqueue".into(),
+                            current: q.resend.len() as u32,
+                            max: q.resend_max as u32,
+                            full_errors: q.resend_overflow as u32,
+                        },
+                    ],
+                )
+            }
+            QueueReport::TxOnly(n) => render::queues(0, &[txqueue(n), errorq]),
+        }
+    }
+
+    fn resend_queue(&self) -> String {
+        match self.queue_report() {
+            Some(QueueReport::Ftfw(q)) => {
+                let items: Vec<ResendItem> = q
+                    .resend
+                    .iter()
+                    .map(|&(seq, flags)| match flags {
+                        Some(f) => ResendItem::Control {
+                            seq,
+                            flags: u32::from(f.0),
+                        },
+                        None => ResendItem::Object { seq },
+                    })
+                    .collect();
+                render::resend_queue(&items)
+            }
+            // FTFW only: no reply in the other modes.
+            _ => String::new(),
         }
     }
 
@@ -195,10 +310,11 @@ impl Handler {
             "flushing conntrack table in {} secs",
             delay.as_secs()
         ));
-        let (ops, purge, log) = (
+        let (ops, purge, log, children) = (
             Arc::clone(&self.ops),
             Arc::clone(&self.purge),
             Arc::clone(&self.view.log),
+            Arc::clone(&self.children),
         );
         let spawned = std::thread::Builder::new()
             .name("ctd-purge".into())
@@ -213,6 +329,7 @@ impl Handler {
                 if !live() || !purge.scheduled.swap(false, Ordering::AcqRel) {
                     return;
                 }
+                let _child = children.start(ChildKind::Flush);
                 ops.flush_kernel(true, false, &log);
                 ops.flush_caches(true, false);
             });
@@ -541,6 +658,9 @@ impl CtlHandler for Handler {
             C::STATS_RUNTIME => Some(v.runtime_stats()),
             C::STATS_NETWORK => Some(v.network_stats()),
             C::STATS_LINK => Some(v.link_stats()),
+            C::STATS_QUEUE => Some(self.queue_stats()),
+            C::STATS_RSQUEUE => Some(self.resend_queue()),
+            C::STATS_PROCESS => Some(render::processes(&self.children.0.lock())),
             C::KILL => {
                 log.notice("---- shutdown received ----");
                 if let Err(e) = crate::sys::signal::terminate_self() {
@@ -553,19 +673,56 @@ impl CtlHandler for Handler {
         if let Some(t) = text {
             return out.write_all(t.as_bytes());
         }
+        let expectations = || self.ops.lock().expectations;
+        // Set while this request runs a commit; dropped (and the flag cleared) at return.
+        let mut _commit = None;
         match code {
             C::RESET_TIMERS => {
                 self.schedule_purge();
                 return Ok(());
             }
-            C::CT_COMMIT
-            | C::EXP_COMMIT
-            | C::ALL_COMMIT
-            | C::CT_FLUSH_CACHE
-            | C::ALL_FLUSH_CACHE
-            | C::CT_FLUSH_INT_CACHE => self.cancel_purge(),
+            C::CT_COMMIT | C::EXP_COMMIT | C::ALL_COMMIT => {
+                if code == C::EXP_COMMIT && !expectations() {
+                    return Ok(());
+                }
+                log.notice(match code {
+                    C::CT_COMMIT => "committing conntrack cache",
+                    C::EXP_COMMIT => "committing expectation cache",
+                    _ => "committing all external caches",
+                });
+                self.cancel_purge();
+                if self.committing.swap(true, Ordering::AcqRel) {
+                    // The client is released at once; the running commit goes on.
+                    log.notice("commit already in progress, skipping");
+                    return Ok(());
+                }
+                _commit = Some(CommitGuard(&self.committing));
+            }
+            C::CT_FLUSH_CACHE | C::ALL_FLUSH_CACHE | C::CT_FLUSH_EXT_CACHE
+                if self.committing.load(Ordering::Acquire) =>
+            {
+                log.error("ignoring flush command, commit still in progress");
+                return Ok(());
+            }
+            C::CT_FLUSH_CACHE | C::ALL_FLUSH_CACHE | C::CT_FLUSH_INT_CACHE => {
+                self.cancel_purge();
+            }
             _ => {}
         }
+        let _child = match code {
+            C::CT_FLUSH_MASTER | C::EXP_FLUSH_MASTER | C::ALL_FLUSH_MASTER => {
+                Some(self.children.start(ChildKind::Flush))
+            }
+            C::CT_DUMP_INTERNAL
+            | C::CT_DUMP_EXTERNAL
+            | C::CT_DUMP_INT_XML
+            | C::CT_DUMP_EXT_XML
+            | C::EXP_DUMP_INTERNAL
+            | C::EXP_DUMP_EXTERNAL
+            | C::EXP_DUMP_INT_XML
+            | C::EXP_DUMP_EXT_XML => Some(self.children.start(ChildKind::Any)),
+            _ => None,
+        };
         let mut ops = self.ops.lock();
         if ops.bypass {
             match code {
@@ -628,14 +785,17 @@ impl CtlHandler for Handler {
                 String::new()
             }
             C::CT_FLUSH_CACHE | C::ALL_FLUSH_CACHE => {
+                log.notice("flushing caches");
                 ops.flush_caches(true, true);
                 String::new()
             }
             C::CT_FLUSH_INT_CACHE => {
+                log.notice("flushing internal cache");
                 ops.flush_caches(true, false);
                 String::new()
             }
             C::CT_FLUSH_EXT_CACHE => {
+                log.notice("flushing external cache");
                 ops.flush_caches(false, true);
                 String::new()
             }

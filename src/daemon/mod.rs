@@ -17,6 +17,7 @@ pub mod ctl;
 pub mod inject;
 pub mod log;
 pub mod stats;
+pub mod statsmode;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -167,10 +168,11 @@ fn start(
 ) -> Result<(), StartError> {
     let started = Instant::now();
     signal::block_termination().map_err(|e| err(format!("signals: {e}")))?;
-    let sync = conf
-        .sync
-        .as_ref()
-        .ok_or_else(|| err("only sync mode is implemented (Stats mode is not)"))?;
+    let sync = match (&conf.sync, &conf.stats) {
+        (Some(sync), _) => sync,
+        (None, Some(st)) => return statsmode::run(conf, st, background, log, ready, started),
+        (None, None) => return Err(err("no Sync or Stats section: nothing to run")),
+    };
     // DisableInternalCache is a NOTRACK option (the grammar allows it nowhere else).
     let bypass = sync.disable_internal_cache && sync.mode == SyncMode::Notrack;
     if sync.channels.is_empty() {
@@ -454,6 +456,7 @@ fn start(
                     started,
                     inject: inject_stats,
                     bypass,
+                    error_queue_length: sync.error_queue_length,
                 },
             );
             let handler = Arc::new(handler);

@@ -46,10 +46,22 @@ pub enum ModeConfig {
 }
 
 /// Control requests for the link thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum LinkCmd {
     /// Queue one RESYNC (`-n`).
     RequestResync,
+    /// Reply with a copy of the endpoint's queues (`-s queue`, `-s rsqueue`): the link
+    /// thread owns them, so the control thread asks instead of sharing them under a lock.
+    QueueSnapshot(std::sync::mpsc::Sender<QueueReport>),
+}
+
+/// The endpoint's queues for `-s queue` / `-s rsqueue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueReport {
+    /// FTFW: transmit and resend queues.
+    Ftfw(ftfw::QueueSnapshot),
+    /// NOTRACK and ALARM: the transmit queue's length.
+    TxOnly(usize),
 }
 
 /// `recvmmsg` batches per link per wake-up at most (EventIterationLimit bounds the C
@@ -385,6 +397,15 @@ impl LinkThread {
                 busy = true;
                 match cmd {
                     LinkCmd::RequestResync => self.ep.request_resync(),
+                    LinkCmd::QueueSnapshot(reply) => {
+                        let report = match &self.ep {
+                            Endpoint::Ftfw(e) => QueueReport::Ftfw(e.queue_snapshot()),
+                            Endpoint::Notrack(e) => QueueReport::TxOnly(e.tx_len()),
+                            Endpoint::Alarm(e) => QueueReport::TxOnly(e.tx_len()),
+                        };
+                        // The asker may have given up waiting; nothing to do then.
+                        let _ = reply.send(report);
+                    }
                 }
             }
             self.transmit(now);

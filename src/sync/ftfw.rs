@@ -176,6 +176,23 @@ enum TxItem<K> {
     Ctl { ctl: Ctl, resent: bool },
 }
 
+/// The queues as `conntrackd -s queue` / `-s rsqueue` print them (see
+/// [`Ftfw::queue_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSnapshot {
+    /// Messages waiting for transmission.
+    pub tx_len: usize,
+    /// Of those, control messages (the C daemon allocates a queue node for each).
+    pub tx_ctl: usize,
+    /// The resend queue, oldest first: sequence number and, for a control message, the
+    /// header flags it was sent with.
+    pub resend: Vec<(u32, Option<Flags>)>,
+    /// `ResendQueueSize`.
+    pub resend_max: usize,
+    /// Entries dropped because the resend queue was full.
+    pub resend_overflow: u64,
+}
+
 /// Where a queued item is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Loc {
@@ -279,6 +296,22 @@ where
     /// Entries in the resend queue.
     pub fn resend_len(&self) -> usize {
         self.resend.len()
+    }
+
+    /// What `conntrackd -s queue` / `-s rsqueue` show of the queues, read off the owning
+    /// thread on request (no shared state on the hot path).
+    pub fn queue_snapshot(&self) -> QueueSnapshot {
+        QueueSnapshot {
+            tx_len: self.tx.len(),
+            tx_ctl: self
+                .tx
+                .iter()
+                .filter(|t| matches!(t, TxItem::Ctl { .. }))
+                .count(),
+            resend: self.resend.entries().map(|(s, f)| (s.0, f)).collect(),
+            resend_max: self.config.resend_queue_size,
+            resend_overflow: self.stats.resend_overflow,
+        }
     }
 
     /// Data items not yet acknowledged (queued or sent and unacked).
@@ -436,7 +469,8 @@ where
                     self.stats.ctl_sent += 1;
                     self.stats.ctl_resent += u64::from(resent);
                     if ctl.is_kept() {
-                        self.resend.push(s, Kept::Ctl(ctl), need, now);
+                        self.resend
+                            .push_sent(s, Kept::Ctl(ctl), need, now, ctl.flags | hello);
                     }
                 }
             }

@@ -47,6 +47,9 @@ struct Entry<K> {
     acked: u64,
     /// When it was transmitted.
     sent: Instant,
+    /// A control message's header flags as transmitted (with any HELLO bits), for
+    /// `conntrackd -s rsqueue`; the flags to retransmit stay in `what`.
+    sent_flags: Flags,
 }
 
 impl<K> Entry<K> {
@@ -86,6 +89,18 @@ impl<K> ResendQueue<K> {
     /// Appends a message sent as `seq` at `sent`, to be ACKed by the peers in `need`;
     /// returns its handle.
     pub(super) fn push(&mut self, seq: Seq, what: Kept<K>, need: u64, sent: Instant) -> u64 {
+        self.push_sent(seq, what, need, sent, Flags::NONE)
+    }
+
+    /// [`Self::push`] recording the header flags the message went out with.
+    pub(super) fn push_sent(
+        &mut self,
+        seq: Seq,
+        what: Kept<K>,
+        need: u64,
+        sent: Instant,
+        sent_flags: Flags,
+    ) -> u64 {
         let i = self.next;
         self.next += 1;
         let entry = Entry {
@@ -94,9 +109,19 @@ impl<K> ResendQueue<K> {
             need,
             acked: 0,
             sent,
+            sent_flags,
         };
         self.entries.insert(i, entry);
         i
+    }
+
+    /// Every entry, oldest first: its sequence number and, for a control message, the
+    /// flags it was sent with (`None` for data).
+    pub(super) fn entries(&self) -> impl Iterator<Item = (Seq, Option<Flags>)> + '_ {
+        self.entries.values().map(|e| match e.what {
+            Kept::Data(_) => (e.seq, None),
+            Kept::Ctl(_) => (e.seq, Some(e.sent_flags)),
+        })
     }
 
     /// Removes an entry by handle (its item was queued again).

@@ -163,6 +163,27 @@ fn push_counters(out: &mut String, c: &Option<Counters>) {
 
 /// The default text of a conntrack, without a trailing space or newline.
 pub fn conntrack_line(ct: &Conntrack) -> String {
+    conntrack_line_at(ct, None)
+}
+
+/// `delta-time=` of a conntrack with a start timestamp, as libnetfilter_conntrack computes
+/// it: whole seconds from start to stop, or to `now` (Unix seconds) while it has no stop.
+pub fn delta_time(ct: &Conntrack, now: u64) -> Option<u64> {
+    const NS: u64 = 1_000_000_000;
+    let ts = ct.timestamp?;
+    let start = ts.start? / NS;
+    let stop = match ts.stop {
+        Some(s) if s != 0 => s / NS,
+        _ => now,
+    };
+    // `time_t` arithmetic printed as unsigned in C: a clock behind the start wraps.
+    Some(stop.wrapping_sub(start))
+}
+
+/// [`conntrack_line`] with `delta-time=` when `now` (Unix seconds) is given and the entry
+/// carries a start timestamp: what the C daemon prints in stats mode, where the cached
+/// objects and the logged destroy events keep the kernel's timestamps.
+pub fn conntrack_line_at(ct: &Conntrack, now: Option<u64>) -> String {
     let mut out = String::with_capacity(200);
     let proto = ct.orig.l4proto;
     let _ = write!(out, "{:<8} {proto} ", proto_name(proto));
@@ -205,6 +226,9 @@ pub fn conntrack_line(ct: &Conntrack) -> String {
     }
     if let Some(z) = ct.zone {
         let _ = write!(out, "zone={z} ");
+    }
+    if let Some(d) = now.and_then(|n| delta_time(ct, n)) {
+        let _ = write!(out, "delta-time={d} ");
     }
     if let Some(h) = &ct.helper {
         let _ = write!(out, "helper={} ", h.as_bytes().escape_ascii());

@@ -86,6 +86,12 @@ fn push_tuple(out: &mut String, dir: &str, t: Option<&Tuple>, counters: Option<&
 
 /// The XML text of a conntrack, without a newline.
 pub fn conntrack_xml(ct: &Conntrack) -> String {
+    conntrack_xml_at(ct, None)
+}
+
+/// [`conntrack_xml`] with `<deltatime>` when `now` (Unix seconds) is given and the entry
+/// carries a start timestamp (stats mode, see [`super::entry::conntrack_line_at`]).
+pub fn conntrack_xml_at(ct: &Conntrack, now: Option<u64>) -> String {
     let mut out = String::with_capacity(640);
     out.push_str("<flow>");
     push_tuple(
@@ -132,6 +138,9 @@ pub fn conntrack_xml(ct: &Conntrack) -> String {
         if status & IPS_SEEN_REPLY == 0 {
             meta.push_str("<unreplied/>");
         }
+    }
+    if let Some(d) = now.and_then(|n| super::entry::delta_time(ct, n)) {
+        let _ = write!(meta, "<deltatime>{d}</deltatime>");
     }
     if !meta.is_empty() || ct.status.is_some() {
         let _ = write!(out, "<meta direction=\"independent\">{meta}</meta>");
