@@ -9,6 +9,7 @@ mod failover;
 mod harness;
 mod interop;
 mod netlink_kernel;
+mod statsmode;
 mod systemd;
 mod takeover;
 mod util;
