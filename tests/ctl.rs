@@ -819,3 +819,304 @@ fn tcp_link_header_matches_the_c_daemon() {
     );
     drop(db);
 }
+
+/// `n` established TCP entries 10.231.(100 + i/250).x → 10.232.200.1, created through
+/// ctnetlink in one batch from inside `ns` (a big external cache on the peer, fast).
+fn bulk_create_flows(ns: &NetNs, first: u32, n: u32) {
+    use conntrackd::netlink::ct::Conntrack;
+    use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
+    use conntrackd::netlink::socket::CtHandle;
+    use conntrackd::netlink::tuple::{L4, Tuple};
+    use std::net::{IpAddr, Ipv4Addr};
+    let cts: Vec<Conntrack> = (first..first + n)
+        .map(|i| {
+            let src = IpAddr::V4(Ipv4Addr::new(
+                10,
+                231,
+                100 + (i / 250) as u8,
+                (i % 250) as u8 + 1,
+            ));
+            let dst = IpAddr::V4(Ipv4Addr::new(10, 232, 200, 1));
+            let mut o = Tuple::new(src, dst, 6);
+            o.l4 = L4::Ports {
+                sport: 1024,
+                dport: 80,
+            };
+            let mut r = Tuple::new(dst, src, 6);
+            r.l4 = L4::Ports {
+                sport: 80,
+                dport: 1024,
+            };
+            let mut ct = Conntrack::new(2, o);
+            ct.reply = Some(r);
+            ct.status = Some(0x6);
+            ct.timeout = Some(600);
+            ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
+                state: Some(3),
+                ..TcpInfo::default()
+            }));
+            ct
+        })
+        .collect();
+    ns.run_in(move || {
+        let mut h = CtHandle::open().expect("ctnetlink socket");
+        let rep = h.create(&cts).expect("batch create");
+        assert!(rep.all_ok(), "{:?}", rep.errors.first());
+    });
+}
+
+/// "current active connections" of block `block` of `-s` (0 internal, 1 external).
+fn active_in(d: &CDaemon, block: usize) -> u64 {
+    String::from_utf8_lossy(&d.request(21).unwrap_or_default())
+        .lines()
+        .filter_map(|l| l.strip_prefix("current active connections:"))
+        .nth(block)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One request on the control socket with a long read timeout (a commit holds the client).
+fn request_long(sock: &Path, code: i32) -> Vec<u8> {
+    let mut s = UnixStream::connect(sock).expect("connect to the control socket");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(&code.to_ne_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read the reply");
+    out
+}
+
+/// Replaces the number after each `key` with `*` (sequence numbers start at the clock).
+fn mask_numbers_after(text: &str, key: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(key) {
+        out.push_str(&rest[..i + key.len()]);
+        rest = &rest[i + key.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        out.push('*');
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `-s queue`, `-s rsqueue` and `-s process` of an FTFW daemon whose peer never answers
+/// (its address is on a veth into a namespace without a daemon), C and ours in the same
+/// situation: three replicated flows and two RESYNC requests wait in the resend queue.
+#[test]
+fn queue_replies_match_c_with_a_silent_peer() {
+    require_root();
+    crate::util::contain_test_ranges();
+    let start = |tag: &str, bin: &str, net: u8| {
+        let ns = NetNs::new(tag);
+        let sink = NetNs::new(&format!("{tag}s"));
+        let veth = Veth::connect(
+            &ns,
+            "vq",
+            &format!("10.232.{net}.1/24"),
+            &sink,
+            "vqs",
+            &format!("10.232.{net}.2/24"),
+        );
+        // No conntrack rules: the daemon's own sync datagrams must not become flows that it
+        // replicates too; `conntrack -I` entries still raise events.
+        let conf = udp_config(
+            "Mode FTFW { }",
+            "vq",
+            &format!("10.232.{net}.1"),
+            &format!("10.232.{net}.2"),
+            3870,
+        );
+        let d = CDaemon::start_bin(Path::new(bin), &ns, &conf);
+        (ns, sink, veth, d)
+    };
+    let (cn, _cs, _cv, c) = start("qc", C_CONNTRACKD, 71);
+    let (on, _os, _ov, o) = start("qo", OUR_CONNTRACKD, 72);
+    for ns in [&cn, &on] {
+        for (p, sport) in [("udp", "1000"), ("udp", "1001"), ("tcp", "1002")] {
+            let mut args = vec![
+                "-p",
+                p,
+                "-s",
+                "10.231.9.1",
+                "-d",
+                "10.231.9.2",
+                "--sport",
+                sport,
+                "--dport",
+                "80",
+                "-t",
+                "100",
+            ];
+            if p == "tcp" {
+                args.extend(["--state", "ESTABLISHED"]);
+            }
+            ct_insert(ns, &args);
+        }
+    }
+    let rsqueue = |d: &CDaemon| String::from_utf8_lossy(&d.request(32).unwrap()).into_owned();
+    wait_until(
+        Duration::from_secs(20),
+        "three objects in both resend queues",
+        || {
+            rsqueue(&c).starts_with("resent queue (len=3)\n")
+                && rsqueue(&o).starts_with("resent queue (len=3)\n")
+        },
+    );
+    for d in [&c, &o] {
+        d.request(23).unwrap();
+        d.request(23).unwrap();
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "two RESYNCs in both resend queues",
+        || {
+            rsqueue(&c).starts_with("resent queue (len=5)\n")
+                && rsqueue(&o).starts_with("resent queue (len=5)\n")
+        },
+    );
+    let (cr, or) = (rsqueue(&c), rsqueue(&o));
+    assert_eq!(
+        mask_numbers_after(&or, "seq:"),
+        mask_numbers_after(&cr, "seq:"),
+        "-s rsqueue: ours\n{or}\nC\n{cr}"
+    );
+    assert!(or.ends_with("flags:34\n"), "RESYNC|HELLO as sent: {or}");
+    // Sequence numbers grow along the queue.
+    let seqs: Vec<u64> = or
+        .lines()
+        .filter_map(|l| l.split("seq:").nth(1))
+        .map(|s| s.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{or}");
+    let (cq, oq) = (
+        String::from_utf8_lossy(&c.request(36).unwrap()).into_owned(),
+        String::from_utf8_lossy(&o.request(36).unwrap()).into_owned(),
+    );
+    assert_eq!(oq, cq, "-s queue: ours\n{oq}\nC\n{cq}");
+    assert!(
+        oq.contains("queue rsqueue:\ncurrent elements:\t\t           5\n"),
+        "{oq}"
+    );
+    assert_eq!(o.request(35).unwrap(), c.request(35).unwrap(), "-s process");
+    // And through the clients.
+    assert_eq!(
+        mask_numbers_after(&o.expect_ctl(&["-s", "rsqueue"]), "seq:"),
+        mask_numbers_after(&c.expect_ctl(&["-s", "rsqueue"]), "seq:")
+    );
+}
+
+/// A `-c` that arrives while a commit runs is skipped with the C daemon's log line and
+/// released at once, and `-f` is refused meanwhile (sync-modes.md §6 step 2); the running
+/// commit completes. The commit is made long by a big external cache: ours replicates
+/// 30000 flows to ours.
+#[test]
+fn second_commit_is_skipped_while_one_runs() {
+    require_root();
+    crate::util::contain_test_ranges();
+    const N: u32 = 30_000;
+    const BATCH: u32 = 2_000;
+    let a = NetNs::new("cma");
+    let b = NetNs::new("cmb");
+    let _veth = Veth::connect(&a, "vcA", "10.232.73.1/24", &b, "vcB", "10.232.73.2/24");
+    enable_conntrack(&a);
+    enable_conntrack(&b);
+    let ours = |ns: &NetNs, l: &str, p: &str, i: &str| {
+        CDaemon::start_bin(
+            Path::new(OUR_CONNTRACKD),
+            ns,
+            &udp_config("Mode FTFW { }", i, l, p, 3871),
+        )
+    };
+    let da = ours(&a, "10.232.73.1", "10.232.73.2", "vcA");
+    let db = ours(&b, "10.232.73.2", "10.232.73.1", "vcB");
+    // In batches, each replicated before the next (a single 30k burst is issue 3).
+    for first in (0..N).step_by(BATCH as usize) {
+        bulk_create_flows(&a, first, BATCH);
+        let want = u64::from(first + BATCH);
+        wait_until(Duration::from_secs(60), "external cache filled", || {
+            active_in(&db, 1) >= want
+        });
+    }
+    // Plus the flow of the sync datagrams themselves, tracked and replicated too.
+    assert!(active_in(&da, 0) >= u64::from(N));
+    let external = active_in(&db, 1);
+    let sock = db.socket_path();
+    let before = db.log().len();
+    let first = {
+        let sock = sock.clone();
+        thread::spawn(move || {
+            let t = Instant::now();
+            let reply = request_long(&sock, 46);
+            (reply, t.elapsed())
+        })
+    };
+    wait_until(Duration::from_secs(30), "the first commit to start", || {
+        db.log()[before..].contains("committing all external caches")
+    });
+    // The commit of ~30000 entries takes about a second (debug build, loaded machine:
+    // more); these two requests take well under a millisecond each.
+    let t = Instant::now();
+    let second = request_long(&sock, 46);
+    let second_took = t.elapsed();
+    let flush = request_long(&sock, 45);
+    let (first_reply, first_took) = first.join().unwrap();
+    let log = db.log()[before..].to_owned();
+    assert!(first_reply.is_empty() && second.is_empty() && flush.is_empty());
+    assert!(
+        log.contains("[notice] commit already in progress, skipping"),
+        "second -c after {second_took:?}, first took {first_took:?}: {log}"
+    );
+    assert_eq!(
+        log.matches("] Committed ").count(),
+        1,
+        "only the first commit ran: {log}"
+    );
+    assert_eq!(
+        log.matches("committing all external caches").count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        second_took < first_took,
+        "the second client waited for the first commit ({second_took:?} vs {first_took:?})"
+    );
+    assert!(
+        log.contains("[ERROR] ignoring flush command, commit still in progress"),
+        "-f during the commit: {log}"
+    );
+    assert_eq!(
+        active_in(&db, 1),
+        external,
+        "the refused -f flushed nothing"
+    );
+    assert!(
+        log.contains(&format!("Committed {external} new entries")),
+        "{log}"
+    );
+    // Once the commit is over, -f works again.
+    request_long(&sock, 45);
+    wait_until(Duration::from_secs(10), "-f after the commit", || {
+        active_in(&db, 1) == 0
+    });
+
+    // `-s process` while `-F` deletes the committed entries from b's kernel: the flush is
+    // listed (the C daemon lists its flush child), and nothing once it is done.
+    let flush = {
+        let sock = sock.clone();
+        thread::spawn(move || request_long(&sock, 0))
+    };
+    let pid = db.pid();
+    let mut seen = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "-s process to list the flush",
+        || {
+            seen = String::from_utf8_lossy(&request_long(&sock, 35)).into_owned();
+            !seen.is_empty() || flush.is_finished()
+        },
+    );
+    assert_eq!(seen, format!("PID={pid} type=flush\n"));
+    flush.join().unwrap();
+    assert_eq!(request_long(&sock, 35), b"");
+}
