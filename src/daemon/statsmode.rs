@@ -498,10 +498,20 @@ pub(super) fn run(
     let g = &conf.general;
     let conn_log =
         ConnLog::open(stats).map_err(|e| err(format!("can't open stats log file: {e}")))?;
-    let opts = EventOptions {
-        buffer_size: g.netlink_buffer_size.map(|b| b as usize),
-        buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
-        reliable: g.netlink_events_reliable,
+    // As in sync mode: an explicit NetlinkBufferSize is honoured, otherwise a large buffer
+    // (an overrun loses destroy events, hence log lines, until the resync).
+    let opts = match g.netlink_buffer_size {
+        Some(b) => EventOptions {
+            buffer_size: Some(b as usize),
+            buffer_max_growth: g.netlink_buffer_size_max_growth as usize,
+            reliable: g.netlink_events_reliable,
+        },
+        None => EventOptions {
+            buffer_size: Some(super::MIN_NETLINK_BUFFER),
+            buffer_max_growth: (g.netlink_buffer_size_max_growth as usize)
+                .max(super::MIN_NETLINK_BUFFER * 4),
+            reliable: g.netlink_events_reliable,
+        },
     };
     let events = EventSocket::subscribe(
         EventGroups {
@@ -572,4 +582,85 @@ pub(super) fn run(
     drop(server);
     let _ = reader.join();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::ct::Counters;
+    use crate::netlink::tuple::{L4, Tuple};
+
+    fn flow(sport: u16) -> Conntrack {
+        let mut o = Tuple::new(
+            "10.231.0.1".parse().unwrap(),
+            "10.231.0.2".parse().unwrap(),
+            17,
+        );
+        o.l4 = L4::Ports { sport, dport: 53 };
+        let mut ct = Conntrack::new(2, o);
+        ct.status = Some(0x8);
+        ct.timeout = Some(30);
+        ct.mark = Some(1);
+        ct
+    }
+
+    /// The C stats cache: NEW leaves a known key alone, UPDATE merges what it carries (or
+    /// adds), DESTROY of an unknown key is not logged or counted, flush counts as destroyed.
+    #[test]
+    fn test_cache_follows_the_c_stats_cache() {
+        let mut c = Cache::default();
+        c.new_event(&flow(1));
+        let mut again = flow(1);
+        again.mark = Some(2);
+        c.new_event(&again);
+        assert_eq!(c.map.len(), 1);
+        assert_eq!(c.map.values().next().unwrap().ct.mark, Some(1));
+        let mut upd = flow(1);
+        upd.mark = None;
+        upd.status = Some(0xa);
+        c.update_force(&upd);
+        let ct = c.map.values().next().unwrap().ct;
+        assert_eq!((ct.mark, ct.status, ct.timeout), (Some(1), Some(0xa), None));
+        c.update_force(&flow(2));
+        assert!(!c.destroy(&flow(3)));
+        let mut gone = flow(2);
+        gone.counters_orig = Some(Counters {
+            packets: 3,
+            bytes: 252,
+        });
+        gone.counters_reply = Some(Counters {
+            packets: 3,
+            bytes: 252,
+        });
+        assert!(c.destroy(&gone));
+        assert_eq!((c.bytes, c.packets), (504, 6));
+        c.flush();
+        let s = c.summary();
+        assert_eq!(
+            (
+                s.active,
+                s.created,
+                s.updated,
+                s.destroyed,
+                s.destroy_failed
+            ),
+            (0, 2, 1, 2, 0)
+        );
+        assert!(c.dump(false).is_empty());
+    }
+
+    /// `-i` drops what the C cache object does not keep (timeout, counters, use count).
+    #[test]
+    fn test_dump_line_of_a_cached_object() {
+        let mut c = Cache::default();
+        let mut ct = flow(7);
+        ct.counters_orig = Some(Counters::default());
+        ct.use_count = Some(1);
+        c.new_event(&ct);
+        assert_eq!(
+            c.dump(false),
+            "udp      17 src=10.231.0.1 dst=10.231.0.2 sport=7 dport=53 [UNREPLIED] mark=1 \
+             [active since 0s]\n"
+        );
+    }
 }

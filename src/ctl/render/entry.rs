@@ -376,6 +376,52 @@ mod tests {
         assert_eq!(text, golden);
     }
 
+    /// A stats-mode log line of Debian's 1.4.7 for a destroyed UDP flow (accounting and
+    /// timestamps on): counters after each tuple, `delta-time=` from start to stop.
+    #[test]
+    fn test_stats_log_line_delta_time() {
+        use crate::netlink::ct::{Counters, Timestamp};
+        const NS: u64 = 1_000_000_000;
+        let mut udp = Conntrack::new(
+            AF_INET,
+            tuple("10.231.1.1", "10.231.1.2", IPPROTO_UDP, ports(1000, 2000)),
+        );
+        udp.reply = Some(tuple(
+            "10.231.1.2",
+            "10.231.1.1",
+            IPPROTO_UDP,
+            ports(2000, 1000),
+        ));
+        udp.status = Some(0x8);
+        udp.counters_orig = Some(Counters::default());
+        udp.counters_reply = Some(Counters::default());
+        // Each stamp is cut to whole seconds first, as `time_t` in C: 1000.9 s → 1003.1 s
+        // prints 3, not 2.
+        udp.timestamp = Some(Timestamp {
+            start: Some(1_000 * NS + 900_000_000),
+            stop: Some(1_003 * NS + 100_000_000),
+        });
+        assert_eq!(
+            conntrack_line_at(&udp, Some(5_000)),
+            "udp      17 src=10.231.1.1 dst=10.231.1.2 sport=1000 dport=2000 packets=0 bytes=0 \
+             [UNREPLIED] src=10.231.1.2 dst=10.231.1.1 sport=2000 dport=1000 packets=0 bytes=0 \
+             delta-time=3"
+        );
+        // No stop yet (a cached object): up to now. Before helper= and use=.
+        udp.timestamp = Some(Timestamp {
+            start: Some(1_000 * NS),
+            stop: None,
+        });
+        udp.mark = Some(5);
+        udp.use_count = Some(1);
+        let line = conntrack_line_at(&udp, Some(1_042));
+        assert!(line.ends_with(" mark=5 delta-time=42 use=1"), "{line}");
+        // Without `now` (sync mode's caches) no delta-time, as before.
+        assert!(!conntrack_line(&udp).contains("delta-time"));
+        udp.timestamp = None;
+        assert_eq!(conntrack_line_at(&udp, Some(1_042)), conntrack_line(&udp));
+    }
+
     /// The reference's observed lines (control-and-cli.md §3.2).
     #[test]
     fn test_reference_samples() {
