@@ -386,6 +386,13 @@ fn stats_mode_matches_c_daemon() {
     assert!(o.ctl(&["-k"]).status.success());
     wait_until(WAIT, "our daemon exits after -k", || o.try_wait().is_some());
     assert!(!o.socket_path().exists(), "{}", o.dump());
+    // One line, as the C daemon logs it.
+    assert_eq!(
+        o.log().matches("---- shutdown received ----").count(),
+        1,
+        "{}",
+        o.dump()
+    );
 }
 
 #[test]

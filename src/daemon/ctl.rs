@@ -662,7 +662,7 @@ impl CtlHandler for Handler {
             C::STATS_RSQUEUE => Some(self.resend_queue()),
             C::STATS_PROCESS => Some(render::processes(&self.children.0.lock())),
             C::KILL => {
-                log.notice("---- shutdown received ----");
+                // Logged once by the main thread when the signal arrives, as C logs it once.
                 if let Err(e) = crate::sys::signal::terminate_self() {
                     warn!(error = %e, "cannot signal ourselves");
                 }

@@ -396,7 +396,7 @@ impl CtlHandler for Handler {
                 String::new()
             }
             C::KILL => {
-                st.log.notice("---- shutdown received ----");
+                // Logged once by the main thread when the signal arrives, as C logs it once.
                 if let Err(e) = signal::terminate_self() {
                     warn!(error = %e, "cannot signal ourselves");
                 }
