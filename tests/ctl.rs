@@ -1060,7 +1060,16 @@ fn second_commit_is_skipped_while_one_runs() {
     let second = request_long(&sock, 46);
     let second_took = t.elapsed();
     let flush = request_long(&sock, 45);
+    // Statistics, `-s queue` included (it asks the link thread), do not wait for it.
+    let t = Instant::now();
+    let queue = String::from_utf8_lossy(&request_long(&sock, 36)).into_owned();
+    let queue_took = t.elapsed();
     let (first_reply, first_took) = first.join().unwrap();
+    assert!(queue.starts_with("allocated queue nodes:"), "{queue}");
+    assert!(
+        queue_took < first_took,
+        "-s queue waited for the commit ({queue_took:?} vs {first_took:?})"
+    );
     let log = db.log()[before..].to_owned();
     assert!(first_reply.is_empty() && second.is_empty() && flush.is_empty());
     assert!(

@@ -1,10 +1,12 @@
 //! The daemon's control-request handler ([`CtlHandler`] for `ctl::CtlServer`).
 //!
 //! Statistics requests read the per-thread counters directly (no lock, they never wait
-//! behind a commit). Everything that talks to the workers, the link thread or the kernel
-//! goes through one mutex: the worker command rings are single-producer, and a commit
-//! holds the client until it is complete (sync-modes.md §6 step 7), which is what makes
-//! `conntrackd -c` synchronous for keepalived scripts.
+//! behind a commit); `-s queue`/`-s rsqueue` ask the link thread over its command ring,
+//! which has a lock of its own. Everything that talks to the workers or the kernel goes
+//! through one mutex: the worker command rings are single-producer, and a commit holds the
+//! client until it is complete (sync-modes.md §6 step 7), which is what makes
+//! `conntrackd -c` synchronous for keepalived scripts. A second `-c` meanwhile is skipped
+//! and `-f` refused before that mutex, as the C daemon does.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -38,8 +40,6 @@ use crate::runtime::worker::{Cmd, CtChange, Dump, KernelEvent, Origin};
 pub struct CtlOps {
     /// One command ring per worker.
     pub workers: Vec<Producer<Cmd>>,
-    /// To the link thread.
-    pub link: Producer<LinkCmd>,
     /// The commit socket (its port id is the COMMIT origin).
     pub commit: CtHandle,
     /// The flush socket (FLUSH origin); also used for `-R` dumps.
@@ -100,6 +100,9 @@ pub struct CtlView {
     pub bypass: bool,
     /// `ErrorQueueLength` (0 = the default 128), the `errorq` line of `-s queue`.
     pub error_queue_length: u32,
+    /// To the link thread (`-n`, `-s queue`, `-s rsqueue`). Its own lock, not the ops one,
+    /// so that `-s queue` is answered while a commit runs, as the C daemon answers it.
+    pub link: Mutex<Producer<LinkCmd>>,
 }
 
 /// Requests in progress that the C daemon would serve from a child process, for
@@ -161,10 +164,14 @@ impl Handler {
     }
 
     /// `-s queue` / `-s rsqueue`: the link thread owns the queues, so it is asked for a
-    /// copy over its command ring (the ring's single producer is behind the ops lock).
+    /// copy over its command ring (the ring's single producer is behind its own lock).
     fn queue_report(&self) -> Option<QueueReport> {
         let (tx, rx) = mpsc::channel();
-        self.ops.lock().link.push(LinkCmd::QueueSnapshot(tx)).ok()?;
+        self.view
+            .link
+            .lock()
+            .push(LinkCmd::QueueSnapshot(tx))
+            .ok()?;
         rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 
@@ -822,7 +829,7 @@ impl CtlHandler for Handler {
                 String::new()
             }
             C::REQUEST_DUMP => {
-                let _ = ops.link.push(LinkCmd::RequestResync);
+                let _ = self.view.link.lock().push(LinkCmd::RequestResync);
                 String::new()
             }
             _ => String::new(),

@@ -425,7 +425,6 @@ fn start(
             let handler = ctl::Handler::new(
                 ctl::CtlOps {
                     workers: cmd_prod,
-                    link: link_cmd_p,
                     commit,
                     flush,
                     commit_cfg: commit::CommitConfig {
@@ -457,6 +456,7 @@ fn start(
                     inject: inject_stats,
                     bypass,
                     error_queue_length: sync.error_queue_length,
+                    link: parking_lot::Mutex::new(link_cmd_p),
                 },
             );
             let handler = Arc::new(handler);
