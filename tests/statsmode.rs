@@ -449,4 +449,36 @@ fn stats_mode_filter_applies_to_events_and_log() {
     same(&c, &o, STATS);
     let (cr, or) = (reply(&c, STATS_RUNTIME), reply(&o, STATS_RUNTIME));
     assert_eq!(layout(&or), layout(&cr), "-s runtime: ours\n{or}\nC\n{cr}");
+
+    // SIGHUP (ours): after a rotation the connection log is opened again.
+    let log = o.dir().join("stats.log");
+    std::fs::rename(&log, o.dir().join("stats.log.1")).unwrap();
+    o.signal("HUP");
+    wait_until(WAIT, "the reopen logged", || {
+        o.log().contains("log file reopened (SIGHUP)")
+    });
+    on.expect_ok(&[
+        "conntrack",
+        "-I",
+        "-p",
+        "tcp",
+        "-s",
+        "10.231.8.1",
+        "-d",
+        "10.231.8.2",
+        "--sport",
+        "1003",
+        "--dport",
+        "80",
+        "-t",
+        "100",
+        "--state",
+        "ESTABLISHED",
+    ]);
+    wait_until(WAIT, "the flow cached", || active(&o) == 1);
+    on.expect_ok(&["conntrack", "-F"]);
+    wait_until(WAIT, "a line in the new file", || {
+        conn_log(&o).contains("sport=1003 ")
+    });
+    assert_eq!(conn_log(&o).lines().count(), 1, "{}", conn_log(&o));
 }

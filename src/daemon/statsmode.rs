@@ -22,6 +22,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -31,7 +32,7 @@ use hashbrown::HashMap;
 use parking_lot::Mutex;
 use tracing::{debug, warn};
 
-use super::log::{Log, ctime};
+use super::log::{Level, Log, SYSLOG_SOCKET, Syslog, ctime};
 use super::stats::{Counter, ReaderStats};
 use super::{StartError, err};
 use crate::cache::CtKey;
@@ -207,30 +208,52 @@ fn unix_now() -> u64 {
 }
 
 /// The `Stats { LogFile }` writer: one `write` per line, so that a reader of the file (or
-/// a crash) never sees half a line.
+/// a crash) never sees half a line; `Stats { Syslog }` gets the same text without the time
+/// (at `info`, as the C daemon sends it).
 #[derive(Debug)]
-struct ConnLog(Option<File>);
+struct ConnLog {
+    path: Option<PathBuf>,
+    file: Option<File>,
+    syslog: Option<Syslog>,
+}
+
+fn open_append(p: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(p)
+}
 
 impl ConnLog {
     fn open(st: &Stats) -> io::Result<Self> {
-        st.log_file
-            .as_deref()
-            .map(|p| OpenOptions::new().create(true).append(true).open(p))
-            .transpose()
-            .map(Self)
+        let file = st.log_file.as_deref().map(open_append).transpose()?;
+        let syslog = match st.syslog {
+            Some(f) => Some(Syslog::new(f.to_libc(), Path::new(SYSLOG_SOCKET))?),
+            None => None,
+        };
+        Ok(Self {
+            path: st.log_file.clone(),
+            file,
+            syslog,
+        })
+    }
+
+    /// SIGHUP: the file is opened again (after a rotation); on failure the old one stays.
+    fn reopen(&mut self) -> io::Result<()> {
+        if let Some(p) = &self.path {
+            self.file = Some(open_append(p)?);
+        }
+        Ok(())
     }
 
     fn destroyed(&mut self, when: SystemTime, ct: &Conntrack) {
-        if let Some(f) = &mut self.0 {
-            let line = format!(
-                "{}\t{}\n",
-                ctime(when),
-                // The C daemon unsets the timeout of every event it handles.
-                conntrack_line_at(&cached(ct), Some(unix_now()))
-            );
+        // The C daemon unsets the timeout of every event it handles.
+        let text = conntrack_line_at(&cached(ct), Some(unix_now()));
+        if let Some(f) = &mut self.file {
+            let line = format!("{}\t{text}\n", ctime(when));
             if let Err(e) = f.write_all(line.as_bytes()) {
                 debug!(error = %e, "stats log write failed");
             }
+        }
+        if let Some(s) = &self.syslog {
+            s.send(Level::Info, &text);
         }
     }
 }
@@ -575,8 +598,36 @@ pub(super) fn run(
     } else {
         "-- starting in console mode --"
     });
-    let sig = signal::wait_termination().map_err(|e| err(format!("sigwait: {e}")))?;
-    debug!(sig, "termination signal");
+    let notifier = super::service_notifier(g.systemd, log);
+    if let Some(n) = &notifier {
+        // After a fork (`-d`) the reporting process is not the one systemd started.
+        let msg = if background {
+            format!("READY=1\nMAINPID={}", signal::pid())
+        } else {
+            "READY=1".to_owned()
+        };
+        if let Err(e) = n.notify(&msg) {
+            log.warning(&format!("can't notify the service manager: {e}"));
+        }
+    }
+    loop {
+        match signal::wait_signal().map_err(|e| err(format!("sigwait: {e}")))? {
+            signal::Received::Reopen => {
+                let res = log.reopen().and_then(|()| state.conn_log.lock().reopen());
+                match res {
+                    Ok(()) => log.notice("log file reopened (SIGHUP)"),
+                    Err(e) => log.error(&format!("can't reopen logfile: {e}")),
+                }
+            }
+            signal::Received::Terminate(sig) => {
+                debug!(sig, "termination signal");
+                break;
+            }
+        }
+    }
+    if let Some(n) = &notifier {
+        let _ = n.notify("STOPPING=1");
+    }
     log.notice("---- shutdown received ----");
     shutdown.store(true, Ordering::Release);
     drop(server);
@@ -647,6 +698,36 @@ mod tests {
             (0, 2, 1, 2, 0)
         );
         assert!(c.dump(false).is_empty());
+    }
+
+    /// `Stats { Syslog }`: the conntrack text without the time, at `info`.
+    #[test]
+    fn test_destroyed_flow_to_syslog() {
+        let dir = std::env::temp_dir().join(format!("ctd-sm-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let rx = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let local2 = 18 << 3;
+        let mut log = ConnLog {
+            path: None,
+            file: None,
+            syslog: Some(Syslog::new(local2, &path).unwrap()),
+        };
+        log.destroyed(SystemTime::now(), &flow(9));
+        let mut buf = [0u8; 512];
+        let n = rx.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(got.starts_with(&format!("<{}>", local2 | 6)), "{got}");
+        assert!(
+            got.ends_with(&format!(
+                "conntrack-tools[{}]: udp      17 src=10.231.0.1 dst=10.231.0.2 sport=9 \
+                 dport=53 [UNREPLIED] mark=1",
+                std::process::id()
+            )),
+            "{got}"
+        );
     }
 
     /// `-i` drops what the C cache object does not keep (timeout, counters, use count).
