@@ -482,3 +482,83 @@ fn stats_mode_filter_applies_to_events_and_log() {
     });
     assert_eq!(conn_log(&o).lines().count(), 1, "{}", conn_log(&o));
 }
+
+/// `Systemd` (on by default) in stats mode: READY=1 once the start-up dump is in the cache,
+/// STOPPING=1 on `-k`, then a clean exit.
+#[test]
+fn stats_mode_notifies_the_service_manager() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Stdio;
+    require_root();
+    contain_test_ranges();
+    let ns = node("smsd");
+    ns.expect_ok(&[
+        "conntrack",
+        "-I",
+        "-p",
+        "udp",
+        "-s",
+        "10.231.9.1",
+        "-d",
+        "10.231.9.2",
+        "--sport",
+        "5000",
+        "--dport",
+        "53",
+        "-t",
+        "100",
+    ]);
+    let dir = crate::util::TempDir::new();
+    let notify = dir.join("notify");
+    let sock = UnixDatagram::bind(&notify).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let conf = dir.join("conntrackd.conf");
+    std::fs::write(
+        &conf,
+        stats_conf().replace(DIR, &dir.path().to_string_lossy()),
+    )
+    .unwrap();
+    let mut child = ns
+        .command(&[OUR_CONNTRACKD, "-C", &conf.to_string_lossy()])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn conntrackd");
+    let recv = || {
+        let mut buf = [0u8; 256];
+        sock.recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let ready = recv();
+    let ctl = |args: &[&str]| {
+        let mut argv = vec![OUR_CONNTRACKD, "-C", conf.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        ns.expect_ok(&argv)
+    };
+    // Read before asserting, so that a failure does not leave the daemon running.
+    let cached = if ready.is_ok() {
+        ctl(&["-i"])
+    } else {
+        String::new()
+    };
+    if ready.is_ok() {
+        ctl(&["-k"]);
+    }
+    let stopping = recv();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("waitpid").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("reap");
+    assert_eq!(ready.ok().as_deref(), Some("READY=1"));
+    assert!(
+        cached.contains("sport=5000 "),
+        "-i right after READY=1: {cached}"
+    );
+    assert_eq!(stopping.ok().as_deref(), Some("STOPPING=1"));
+    assert!(status.success(), "{status}");
+}
