@@ -570,9 +570,14 @@ pub(super) fn run(
     let shutdown = Arc::new(AtomicBool::new(false));
     let reader: JoinHandle<()> = {
         let (st, sd) = (Arc::clone(&state), Arc::clone(&shutdown));
+        let sched = g.scheduler;
         thread::Builder::new()
             .name("ctd-stats".into())
-            .spawn(move || read_events(events, dump, st, sd))
+            .spawn(move || {
+                // `Scheduler` (default SCHED_RR, as the C daemon's whole process).
+                super::set_realtime(sched);
+                read_events(events, dump, st, sd);
+            })
             .map_err(|e| err(format!("spawn reader: {e}")))?
     };
     let server = match &g.unix_path {
