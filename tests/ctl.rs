@@ -1065,6 +1065,7 @@ fn second_commit_is_skipped_while_one_runs() {
     let queue = String::from_utf8_lossy(&request_long(&sock, 36)).into_owned();
     let queue_took = t.elapsed();
     let (first_reply, first_took) = first.join().unwrap();
+    eprintln!("commit {first_took:?}, second -c {second_took:?}, -s queue {queue_took:?}");
     assert!(queue.starts_with("allocated queue nodes:"), "{queue}");
     assert!(
         queue_took < first_took,
