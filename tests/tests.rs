@@ -8,5 +8,6 @@ mod ctl;
 mod failover;
 mod harness;
 mod interop;
+mod lossy;
 mod netlink_kernel;
 mod util;

@@ -10,7 +10,9 @@
 //! may run anywhere, as a socket stays in the namespace it was created in. Nothing here
 //! ever opens a socket in the host namespace.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -126,6 +128,18 @@ pub(crate) struct Counters {
     pub(crate) sent: AtomicU64,
     /// `send_to` failures (e.g. the receiver's neighbour entry not resolved yet).
     pub(crate) send_errors: AtomicU64,
+    /// Sync messages seen in received datagrams (a datagram carries one or more), counted
+    /// as the sender sent them, before any impairment.
+    pub(crate) data_msgs: AtomicU64,
+    /// Data messages whose body (everything after the 8-byte header, which holds the
+    /// sequence number) the sender had already sent: retransmissions of an unchanged
+    /// object, whatever sequence number they carry. Both implementations renumber a
+    /// retransmitted object, so this is the way to count resends from outside.
+    pub(crate) data_repeats: AtomicU64,
+    /// Control messages with the NACK flag.
+    pub(crate) nacks: AtomicU64,
+    /// Control messages with the ACK flag.
+    pub(crate) acks: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -138,6 +152,10 @@ pub(crate) struct Snapshot {
     pub(crate) released_late: u64,
     pub(crate) sent: u64,
     pub(crate) send_errors: u64,
+    pub(crate) data_msgs: u64,
+    pub(crate) data_repeats: u64,
+    pub(crate) nacks: u64,
+    pub(crate) acks: u64,
 }
 
 impl Counters {
@@ -151,6 +169,10 @@ impl Counters {
             released_late: g(&self.released_late),
             sent: g(&self.sent),
             send_errors: g(&self.send_errors),
+            data_msgs: g(&self.data_msgs),
+            data_repeats: g(&self.data_repeats),
+            nacks: g(&self.nacks),
+            acks: g(&self.acks),
         }
     }
 }
@@ -160,15 +182,53 @@ impl std::fmt::Display for Snapshot {
         write!(
             f,
             "received={} dropped={} duplicated={} reordered={} (released by timeout {}) \
-             sent={} send_errors={}",
+             sent={} send_errors={}; sender's messages: data={} repeated={} nack={} ack={}",
             self.received,
             self.dropped,
             self.duplicated,
             self.reordered,
             self.released_late,
             self.sent,
-            self.send_errors
+            self.send_errors,
+            self.data_msgs,
+            self.data_repeats,
+            self.nacks,
+            self.acks
         )
+    }
+}
+
+/// Counts the sync messages of one received datagram (wire-protocol.md §1-3: messages back
+/// to back, each with an 8-byte header whose BE16 `len` at offset 2 covers the message;
+/// type in the low nibble of byte 0, 10 = control; flags in byte 1). Stops at the first
+/// header that does not parse: the relay forwards whatever it gets, valid or not.
+fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters) {
+    const NET_T_CTL: u8 = 10;
+    const NET_F_NACK: u8 = 0x04;
+    const NET_F_ACK: u8 = 0x08;
+    let mut rest = d;
+    while rest.len() >= 8 {
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        if len < 8 || len > rest.len() {
+            break;
+        }
+        let (msg, tail) = rest.split_at(len);
+        if msg[0] & 0x0f == NET_T_CTL {
+            if msg[1] & NET_F_NACK != 0 {
+                c.nacks.fetch_add(1, Ordering::Relaxed);
+            }
+            if msg[1] & NET_F_ACK != 0 {
+                c.acks.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            c.data_msgs.fetch_add(1, Ordering::Relaxed);
+            let mut h = DefaultHasher::new();
+            (msg[0], &msg[8..]).hash(&mut h);
+            if !seen.insert(h.finish()) {
+                c.data_repeats.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        rest = tail;
     }
 }
 
@@ -180,6 +240,7 @@ fn forward(
     dest: SocketAddr,
     mut decider: Decider,
     counters: Arc<Counters>,
+    impaired: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
     // A short read timeout doubles as the hold timer's tick and the stop check.
@@ -188,6 +249,7 @@ fn forward(
     let mut held: VecDeque<Vec<u8>> = VecDeque::new();
     let mut held_since = Instant::now();
     let mut buf = vec![0u8; 65_536];
+    let mut seen = HashSet::new();
     let send = |d: &[u8]| match to.send_to(d, dest) {
         Ok(_) => {
             counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -214,7 +276,18 @@ fn forward(
         if let Some(n) = n {
             counters.received.fetch_add(1, Ordering::Relaxed);
             let d = &buf[..n];
-            match decider.decide() {
+            census(d, &mut seen, &counters);
+            // While impairment is off nothing is drawn, so the seeded stream starts with
+            // the first impaired datagram.
+            let fate = if impaired.load(Ordering::Relaxed) {
+                decider.decide()
+            } else {
+                Fate::Pass {
+                    dup: false,
+                    hold: false,
+                }
+            };
+            match fate {
                 Fate::Drop => {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -262,6 +335,7 @@ pub(crate) struct Relay {
     /// A -> B and B -> A counters.
     pub(crate) a_to_b: Arc<Counters>,
     pub(crate) b_to_a: Arc<Counters>,
+    impaired: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     // Dropped last: the namespace outlives the threads using its sockets.
@@ -337,13 +411,16 @@ impl Relay {
         let sa_send = Arc::new(sa.try_clone().expect("clone relay socket"));
         let sb_send = Arc::new(sb.try_clone().expect("clone relay socket"));
         let stop = Arc::new(AtomicBool::new(false));
+        let impaired = Arc::new(AtomicBool::new(true));
         let a_to_b = Arc::new(Counters::default());
         let b_to_a = Arc::new(Counters::default());
         let spawn = |from, to, dest, seed, counters: &Arc<Counters>| {
             let (counters, stop) = (Arc::clone(counters), Arc::clone(&stop));
+            let impaired = Arc::clone(&impaired);
+            let decider = Decider::new(seed, imp);
             thread::Builder::new()
                 .name("relay".into())
-                .spawn(move || forward(from, to, dest, Decider::new(seed, imp), counters, stop))
+                .spawn(move || forward(from, to, dest, decider, counters, impaired, stop))
                 .expect("spawn relay thread")
         };
         let threads = vec![
@@ -353,10 +430,17 @@ impl Relay {
         Self {
             a_to_b,
             b_to_a,
+            impaired,
             stop,
             threads,
             ns,
         }
+    }
+
+    /// Turns impairment on (the default) or off: off, every datagram passes in order, and
+    /// the seeded decisions wait for it to be back on.
+    pub(crate) fn set_impaired(&self, on: bool) {
+        self.impaired.store(on, Ordering::Relaxed);
     }
 
     /// The relay's namespace (for `ip`/`nft` inspection while debugging).
