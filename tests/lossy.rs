@@ -266,6 +266,20 @@ struct Run {
 }
 
 fn run(tag: &str, net: u8, port: u16, primary: Impl, backup: Impl, seed: u64) -> Run {
+    run_with(tag, net, port, primary, backup, seed, false)
+}
+
+/// [`run`]; with `impair_handshake` the relay impairs from the first datagram on, so the
+/// HELLO / HELLO_BACK exchange itself crosses the impaired link.
+fn run_with(
+    tag: &str,
+    net: u8,
+    port: u16,
+    primary: Impl,
+    backup: Impl,
+    seed: u64,
+    impair_handshake: bool,
+) -> Run {
     let nets = Subnets {
         net_a: net,
         net_b: net + 1,
@@ -275,17 +289,20 @@ fn run(tag: &str, net: u8, port: u16, primary: Impl, backup: Impl, seed: u64) ->
     enable_conntrack(&a);
     enable_conntrack(&b);
     let relay = Relay::start(&a, &b, nets, port, Impairment::NETEM_10_25_5, seed);
+    let relay_started = Instant::now();
     // The handshake crosses the link clean: a message carrying HELLO empties the peer's
     // resend queue (wire-protocol.md, FTFW §2.3), so a HELLO retried under loss in the
     // middle of the burst would discard unacknowledged data in either implementation.
     // That is a start-up property of the protocol, not what this test is about.
-    relay.set_impaired(false);
+    relay.set_impaired(impair_handshake);
     let primary = start(a, primary, nets, 'a', port);
     let backup = start(b, backup, nets, 'b', port);
     std::thread::sleep(Duration::from_millis(2500));
     relay.set_impaired(true);
 
+    let burst_at = relay_started.elapsed();
     batch(&primary.ns, (0..N).map(entry).collect(), false);
+    println!("LOSSY burst created {burst_at:?} after the relay started");
     let create = converge(&primary, &backup, CONVERGE);
     let label = format!("{:?} -> {:?}", primary.imp, backup.imp);
     println!(
@@ -398,5 +415,35 @@ fn lossy_ftfw_ours_to_c() {
 #[test]
 fn lossy_ftfw_c_to_ours() {
     let r = run("cl", 224, 3952, Impl::C, Impl::Ours, 3);
+    assert_converged(&r);
+}
+
+/// Impaired from the first datagram on, HELLO / HELLO_BACK included. Not part of the
+/// suite: if the handshake has not completed when the burst starts (a lost HELLO_BACK is
+/// only answered again after the next HELLO, one ALIVE period later), the receiver
+/// accepts the HELLO-flagged data without sequence checks, so gaps in the burst are never
+/// NACKed and those entries never arrive — in either implementation (sync-modes.md §2.3
+/// step 1). One run of three here lost 111 of 2000 entries ours -> C that way; the others
+/// converged. Run with `--ignored --nocapture`.
+#[test]
+#[ignore = "exploration: the handshake itself under impairment; can lose entries by \
+            protocol design (HELLO disables sequence checks)"]
+fn lossy_ftfw_impaired_handshake() {
+    for (tag, net, port, p, b, seed) in [
+        ("ho", 226u8, 3953u16, Impl::Ours, Impl::Ours, 4u64),
+        ("hc", 228, 3954, Impl::Ours, Impl::C, 5),
+        ("hr", 230, 3955, Impl::C, Impl::Ours, 6),
+    ] {
+        let r = run_with(tag, net, port, p, b, seed, true);
+        assert_converged(&r);
+    }
+}
+
+/// The C daemon against itself under the same impairment, for comparison when a mixed
+/// pair fails: what C -> C does is no fault of ours.
+#[test]
+#[ignore = "control run of Debian's C daemon against itself; not a test of our code"]
+fn lossy_ftfw_c_to_c_control() {
+    let r = run("cc", 232, 3956, Impl::C, Impl::C, 7);
     assert_converged(&r);
 }

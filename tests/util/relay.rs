@@ -140,6 +140,14 @@ pub(crate) struct Counters {
     pub(crate) nacks: AtomicU64,
     /// Control messages with the ACK flag.
     pub(crate) acks: AtomicU64,
+    /// Messages (data or control) with the HELLO flag: the sender has not yet had a
+    /// HELLO_BACK, and its peer accepts these without sequence checks and empties its own
+    /// resend queue on each (sync-modes.md §2.3 step 1).
+    pub(crate) hellos: AtomicU64,
+    /// Messages with the HELLO_BACK flag.
+    pub(crate) hello_backs: AtomicU64,
+    /// When the last HELLO-flagged message arrived, in ms since the relay started (0: none).
+    pub(crate) last_hello_ms: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -156,6 +164,9 @@ pub(crate) struct Snapshot {
     pub(crate) data_repeats: u64,
     pub(crate) nacks: u64,
     pub(crate) acks: u64,
+    pub(crate) hellos: u64,
+    pub(crate) hello_backs: u64,
+    pub(crate) last_hello_ms: u64,
 }
 
 impl Counters {
@@ -173,6 +184,9 @@ impl Counters {
             data_repeats: g(&self.data_repeats),
             nacks: g(&self.nacks),
             acks: g(&self.acks),
+            hellos: g(&self.hellos),
+            hello_backs: g(&self.hello_backs),
+            last_hello_ms: g(&self.last_hello_ms),
         }
     }
 }
@@ -182,7 +196,8 @@ impl std::fmt::Display for Snapshot {
         write!(
             f,
             "received={} dropped={} duplicated={} reordered={} (released by timeout {}) \
-             sent={} send_errors={}; sender's messages: data={} repeated={} nack={} ack={}",
+             sent={} send_errors={}; sender's messages: data={} repeated={} nack={} ack={} \
+             hello={} (last at {} ms) hello_back={}",
             self.received,
             self.dropped,
             self.duplicated,
@@ -193,7 +208,10 @@ impl std::fmt::Display for Snapshot {
             self.data_msgs,
             self.data_repeats,
             self.nacks,
-            self.acks
+            self.acks,
+            self.hellos,
+            self.last_hello_ms,
+            self.hello_backs
         )
     }
 }
@@ -202,8 +220,10 @@ impl std::fmt::Display for Snapshot {
 /// to back, each with an 8-byte header whose BE16 `len` at offset 2 covers the message;
 /// type in the low nibble of byte 0, 10 = control; flags in byte 1). Stops at the first
 /// header that does not parse: the relay forwards whatever it gets, valid or not.
-fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters) {
+fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters, started: Instant) {
     const NET_T_CTL: u8 = 10;
+    const NET_F_HELLO: u8 = 0x20;
+    const NET_F_HELLO_BACK: u8 = 0x40;
     const NET_F_NACK: u8 = 0x04;
     const NET_F_ACK: u8 = 0x08;
     let mut rest = d;
@@ -213,6 +233,14 @@ fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters) {
             break;
         }
         let (msg, tail) = rest.split_at(len);
+        if msg[1] & NET_F_HELLO != 0 {
+            c.hellos.fetch_add(1, Ordering::Relaxed);
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            c.last_hello_ms.store(ms.max(1), Ordering::Relaxed);
+        }
+        if msg[1] & NET_F_HELLO_BACK != 0 {
+            c.hello_backs.fetch_add(1, Ordering::Relaxed);
+        }
         if msg[0] & 0x0f == NET_T_CTL {
             if msg[1] & NET_F_NACK != 0 {
                 c.nacks.fetch_add(1, Ordering::Relaxed);
@@ -250,6 +278,7 @@ fn forward(
     let mut held_since = Instant::now();
     let mut buf = vec![0u8; 65_536];
     let mut seen = HashSet::new();
+    let started = Instant::now();
     let send = |d: &[u8]| match to.send_to(d, dest) {
         Ok(_) => {
             counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +305,7 @@ fn forward(
         if let Some(n) = n {
             counters.received.fetch_add(1, Ordering::Relaxed);
             let d = &buf[..n];
-            census(d, &mut seen, &counters);
+            census(d, &mut seen, &counters, started);
             // While impairment is off nothing is drawn, so the seeded stream starts with
             // the first impaired datagram.
             let fate = if impaired.load(Ordering::Relaxed) {
