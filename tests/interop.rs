@@ -16,7 +16,7 @@ use crate::util::{
     udp_config, wait_until,
 };
 
-pub(crate) const STATS: i32 = 21;
+const STATS: i32 = 21;
 const KILL: i32 = 20;
 const DUMP_INTERNAL: i32 = 16;
 pub(crate) const DUMP_EXTERNAL: i32 = 17;
@@ -689,7 +689,7 @@ fn ftfw_udp_nat_ipv6_zones_both_directions() {
 }
 
 /// `current active connections` of the internal (`0`) or external (`1`) block of `-s`.
-pub(crate) fn active(d: &CDaemon, block: usize) -> u64 {
+fn active(d: &CDaemon, block: usize) -> u64 {
     text(d, STATS)
         .lines()
         .filter_map(|l| l.strip_prefix("current active connections:"))

@@ -148,6 +148,11 @@ pub(crate) struct Counters {
     pub(crate) hello_backs: AtomicU64,
     /// When the last HELLO-flagged message arrived, in ms since the relay started (0: none).
     pub(crate) last_hello_ms: AtomicU64,
+    /// Datagrams dropped because they carried a HELLO_BACK while
+    /// [`Relay::block_hello_back`] was on (not counted in `dropped`).
+    pub(crate) blocked: AtomicU64,
+    /// The switch of [`Relay::block_hello_back`] for this direction.
+    block_hello_back: AtomicBool,
 }
 
 /// A plain copy of [`Counters`].
@@ -167,6 +172,7 @@ pub(crate) struct Snapshot {
     pub(crate) hellos: u64,
     pub(crate) hello_backs: u64,
     pub(crate) last_hello_ms: u64,
+    pub(crate) blocked: u64,
 }
 
 impl Counters {
@@ -187,6 +193,7 @@ impl Counters {
             hellos: g(&self.hellos),
             hello_backs: g(&self.hello_backs),
             last_hello_ms: g(&self.last_hello_ms),
+            blocked: g(&self.blocked),
         }
     }
 }
@@ -197,7 +204,7 @@ impl std::fmt::Display for Snapshot {
             f,
             "received={} dropped={} duplicated={} reordered={} (released by timeout {}) \
              sent={} send_errors={}; sender's messages: data={} repeated={} nack={} ack={} \
-             hello={} (last at {} ms) hello_back={}",
+             hello={} (last at {} ms) hello_back={}; HELLO_BACK datagrams blocked={}",
             self.received,
             self.dropped,
             self.duplicated,
@@ -211,7 +218,8 @@ impl std::fmt::Display for Snapshot {
             self.acks,
             self.hellos,
             self.last_hello_ms,
-            self.hello_backs
+            self.hello_backs,
+            self.blocked
         )
     }
 }
@@ -220,13 +228,15 @@ impl std::fmt::Display for Snapshot {
 /// to back, each with an 8-byte header whose BE16 `len` at offset 2 covers the message;
 /// type in the low nibble of byte 0, 10 = control; flags in byte 1). Stops at the first
 /// header that does not parse: the relay forwards whatever it gets, valid or not.
-fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters, started: Instant) {
+/// Returns whether some message carried HELLO_BACK.
+fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters, started: Instant) -> bool {
     const NET_T_CTL: u8 = 10;
     const NET_F_HELLO: u8 = 0x20;
     const NET_F_HELLO_BACK: u8 = 0x40;
     const NET_F_NACK: u8 = 0x04;
     const NET_F_ACK: u8 = 0x08;
     let mut rest = d;
+    let mut hello_back = false;
     while rest.len() >= 8 {
         let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
         if len < 8 || len > rest.len() {
@@ -240,6 +250,7 @@ fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters, started: Instant) {
         }
         if msg[1] & NET_F_HELLO_BACK != 0 {
             c.hello_backs.fetch_add(1, Ordering::Relaxed);
+            hello_back = true;
         }
         if msg[0] & 0x0f == NET_T_CTL {
             if msg[1] & NET_F_NACK != 0 {
@@ -258,6 +269,7 @@ fn census(d: &[u8], seen: &mut HashSet<u64>, c: &Counters, started: Instant) {
         }
         rest = tail;
     }
+    hello_back
 }
 
 /// The forwarding loop of one direction: `from` receives what one firewall sends, `to`
@@ -305,22 +317,27 @@ fn forward(
         if let Some(n) = n {
             counters.received.fetch_add(1, Ordering::Relaxed);
             let d = &buf[..n];
-            census(d, &mut seen, &counters, started);
+            let hello_back = census(d, &mut seen, &counters, started);
+            let blocked = hello_back && counters.block_hello_back.load(Ordering::Relaxed);
             // While impairment is off nothing is drawn, so the seeded stream starts with
-            // the first impaired datagram.
-            let fate = if impaired.load(Ordering::Relaxed) {
-                decider.decide()
+            // the first impaired datagram; a blocked datagram draws nothing either.
+            let fate = if blocked {
+                counters.blocked.fetch_add(1, Ordering::Relaxed);
+                None
+            } else if impaired.load(Ordering::Relaxed) {
+                Some(decider.decide())
             } else {
-                Fate::Pass {
+                Some(Fate::Pass {
                     dup: false,
                     hold: false,
-                }
+                })
             };
             match fate {
-                Fate::Drop => {
+                None => {}
+                Some(Fate::Drop) => {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                Fate::Pass { dup, hold } => {
+                Some(Fate::Pass { dup, hold }) => {
                     if dup {
                         counters.duplicated.fetch_add(1, Ordering::Relaxed);
                     }
@@ -470,6 +487,18 @@ impl Relay {
     /// the seeded decisions wait for it to be back on.
     pub(crate) fn set_impaired(&self, on: bool) {
         self.impaired.store(on, Ordering::Relaxed);
+    }
+
+    /// While on, datagrams from `side` (`'a'` or `'b'`) that carry a HELLO_BACK are
+    /// dropped, whatever the impairment says: the other side's HELLO then stays pending
+    /// (it keeps setting HELLO on everything it sends), as after an unlucky loss.
+    pub(crate) fn block_hello_back(&self, side: char, on: bool) {
+        let c = if side == 'a' {
+            &self.a_to_b
+        } else {
+            &self.b_to_a
+        };
+        c.block_hello_back.store(on, Ordering::Relaxed);
     }
 
     /// The relay's namespace (for `ip`/`nft` inspection while debugging).
