@@ -461,8 +461,13 @@ fn lossy_ftfw_c_to_c_control() {
 /// message it sends carries HELLO, and the primary empties its whole resend queue on each
 /// (sync-modes.md §2.3 step 1), NACKs included, so the NACKed data is never resent.
 /// Debian's C daemon does exactly this (the C -> C control run first shows it), so this is
-/// the 1.4.7 protocol, not a slip of ours; whether ours should empty the queue only on a
-/// peer's *first* HELLO (a real restart) is a design decision, hence ignored.
+/// the 1.4.7 protocol, not a slip of ours. The HELLO-flagged messages also skip the
+/// sequence check, so a lost NACK from the backup is never NACKed back either. Measured
+/// here: C -> C lost 689 and 708 of 2000; ours -> ours 654. With `Ftfw::handle_message`
+/// doing the HELLO step (empty the queue, skip the sequence check) only for a peer's
+/// *first* HELLO of an episode (`if restarted` instead of `if hello`), ours -> ours
+/// converged in 4.2 s (one run) and the sync unit tests still passed; deviating from C
+/// is the lead's call, hence ignored.
 #[test]
 #[ignore = "known protocol limitation shared with C 1.4.7: a pending HELLO empties the \
             sender's resend queue on every message, so entries lost then never arrive"]
