@@ -19,7 +19,7 @@ use crate::util::{
 const STATS: i32 = 21;
 const KILL: i32 = 20;
 const DUMP_INTERNAL: i32 = 16;
-const DUMP_EXTERNAL: i32 = 17;
+pub(crate) const DUMP_EXTERNAL: i32 = 17;
 
 /// Two namespaces joined by veth `ia`/`ib` on `10.232.<net>.0/24`, conntrack active in both.
 fn pair(tag: &str, net: u8) -> (NetNs, NetNs, Veth) {
@@ -67,11 +67,11 @@ fn conf_t(transport: &str, side: char, net: u8, port: u16) -> String {
     }
 }
 
-fn ours(ns: &NetNs, config: &str) -> CDaemon {
+pub(crate) fn ours(ns: &NetNs, config: &str) -> CDaemon {
     CDaemon::start_bin(Path::new(OUR_CONNTRACKD), ns, config)
 }
 
-fn text(d: &CDaemon, code: i32) -> String {
+pub(crate) fn text(d: &CDaemon, code: i32) -> String {
     String::from_utf8_lossy(
         &d.request(code)
             .unwrap_or_else(|e| panic!("request {code}: {e}\n{}", d.dump())),
@@ -311,12 +311,12 @@ fn insert_nat_v6_entries(ns: &NetNs) {
 
 const N_NAT_V6: usize = 6;
 
-fn is_test_line(l: &str) -> bool {
+pub(crate) fn is_test_line(l: &str) -> bool {
     l.contains("src=192.0.2.") || l.contains("src=2001:db8::")
 }
 
 /// The test entries of `ns`'s kernel table, volatile fields removed, sorted.
-fn test_table(ns: &NetNs) -> Vec<String> {
+pub(crate) fn test_table(ns: &NetNs) -> Vec<String> {
     let mut v: Vec<String> = ct_list(ns)
         .iter()
         .filter(|l| is_test_line(l))

@@ -8,6 +8,7 @@ mod ctl;
 mod failover;
 mod harness;
 mod interop;
+mod lossy;
 mod netlink_kernel;
 mod statsmode;
 mod systemd;

@@ -18,6 +18,7 @@ pub(crate) mod ct;
 pub(crate) mod daemon;
 pub(crate) mod ftp;
 pub(crate) mod netns;
+pub(crate) mod relay;
 pub(crate) mod testbed;
 
 use std::fs;
