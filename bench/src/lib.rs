@@ -11,6 +11,7 @@
 
 pub mod flows;
 pub mod harness;
+pub mod latency;
 pub mod testbed;
 pub mod vectors;
 

@@ -19,9 +19,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use conntrackd_bench::latency::{self, StampListener};
 use conntrackd_bench::testbed::{
-    CONNTRACK_MAX, ConntrackMax, Daemon, Mode, Netns, Testbed, Transport, Watchdog, config,
-    json_num, run, thread_cpu,
+    ADDR, CONNTRACK_MAX, Capture, ConntrackMax, Daemon, IFACE, Mode, Netns, Testbed, Transport,
+    Watchdog, config, json_num, run, thread_cpu,
 };
 
 /// One implementation under test.
@@ -43,6 +44,9 @@ enum Scenario {
     },
     /// ctgen churn at `rate` events/s (0 = max) for `secs`, `live` entries kept alive.
     Churn { rate: u64, secs: u64, live: u64 },
+    /// Replication latency (FTFW/UDP) under a paced churn of `rate` events/s for `secs`,
+    /// `live` entries prefilled first (see `conntrackd_bench::latency`).
+    Latency { rate: u64, secs: u64, live: u64 },
 }
 
 impl Scenario {
@@ -70,6 +74,11 @@ impl Scenario {
                 };
                 format!("churn-{r}-{secs}s-live{}k-ftfw-udp", live / 1000)
             }
+            Self::Latency { rate, secs, live } => format!(
+                "latency-{}k-{secs}s-live{}k-ftfw-udp",
+                rate / 1000,
+                live / 1000
+            ),
         }
     }
 }
@@ -492,6 +501,149 @@ fn churn(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     Ok(())
 }
 
+/// Replication latency under paced churn: kernel NEW-event timestamp in A → first arrival
+/// of a sync message for that entry on B's end of the sync link (`conntrackd_bench::latency`).
+fn latency(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
+    let Scenario::Latency { rate, secs, live } = *s else {
+        unreachable!()
+    };
+    let (tb, a, b) = start_pair(ctx, imp, Mode::Ftfw, Transport::Udp)?;
+    let l = imp.label;
+    // Per namespace: only A's new entries get the timestamp extension, so only A's events
+    // carry CTA_TIMESTAMP_EVENT (for both daemons alike).
+    tb.a.sysctl("net/netfilter/nf_conntrack_timestamp", "1")?;
+    let ns_a = tb.a.name().to_owned();
+    let live_s = live.to_string();
+    // Prefill first and let it replicate, so that only the paced events are timed.
+    eprintln!("   prefill {live} entries");
+    ctx.ctgen(&[
+        "--netns", &ns_a, "--json", "burst", &live_s, "--proto", "mix",
+    ])?;
+    if wait_for(Instant::now(), ctx.sync_timeout, live, || {
+        b.cache_count(true)
+    })
+    .is_none()
+    {
+        return Err(io::Error::other(format!(
+            "prefill of {live} did not reach B's external cache within {:?}",
+            ctx.sync_timeout
+        )));
+    }
+    let cap_dir = PathBuf::from(format!(
+        "/tmp/ctb-{}-{}-capture",
+        std::process::id(),
+        ctx.serial
+    ));
+    ctx.watchdog.guard_dir(&cap_dir)?;
+    fs::create_dir_all(&cap_dir)?;
+    let pcap = cap_dir.join("sync.pcap");
+    let filter = format!("udp and src host {} and dst port 3781", ADDR[0]);
+    let mut cap = Capture::start(&tb.b, IFACE[1], &pcap, &filter)?;
+    let cap_cmd = format!("ip netns exec <B> {}", cap.command());
+    if !ctx.commands.contains(&cap_cmd) {
+        ctx.commands.push(cap_cmd);
+    }
+    let sync_net = match ADDR[0].parse::<std::net::Ipv4Addr>() {
+        Ok(a) => [a.octets()[0], a.octets()[1]],
+        Err(_) => [10, 231],
+    };
+    let stamps = StampListener::start(tb.a.path(), sync_net)?;
+    eprintln!(
+        "   load: ctgen churn {rate}/s for {secs} s (until ~{})",
+        clock_in(secs)
+    );
+    let j = ctx.ctgen(&[
+        "--netns",
+        &ns_a,
+        "--json",
+        "churn",
+        "--rate",
+        &rate.to_string(),
+        "--duration",
+        &secs.to_string(),
+        "--live",
+        &live_s,
+        "--proto",
+        "mix",
+        "--no-prefill",
+    ])?;
+    let end = Instant::now();
+    ctx.record(
+        sc,
+        l,
+        "ctgen_rate_per_s",
+        json_num(&j, "rate").unwrap_or(0.0),
+    );
+    ctx.record(
+        sc,
+        l,
+        "ctgen_lag_max_ms",
+        json_num(&j, "lag_max_ms").unwrap_or(0.0),
+    );
+    let creates = json_num(&j, "creates").unwrap_or(0.0);
+    ctx.record(sc, l, "ctgen_creates", creates);
+    // Until B holds what A's kernel holds (every NEW has been sent, or given up on).
+    let settle = wait_for(end, ctx.sync_timeout, 1, || {
+        let k = tb.a.conntrack_count()?;
+        Ok(u64::from(k == b.cache_count(true)?))
+    });
+    if settle.is_none() {
+        ctx.record(sc, l, "settle_after_load_s (timeout)", f64::NAN);
+    }
+    // Let the last datagrams reach the capture ring.
+    sleep_ms(200);
+    let st = stamps.finish()?;
+    let cs = cap.stop()?;
+    eprintln!("   reading {} ({} packets)", pcap.display(), cs.captured);
+    let (dgrams, skipped) = latency::read_pcap(&fs::read(&pcap)?)?;
+    let (arrivals, bad) = latency::first_arrivals(&dgrams);
+    let sum = latency::summarize(&st.start_ns, &arrivals);
+    let _ = fs::remove_dir_all(&cap_dir);
+    ctx.record(sc, l, "latency_p50_us", sum.p50_us);
+    ctx.record(sc, l, "latency_p90_us", sum.p90_us);
+    ctx.record(sc, l, "latency_p99_us", sum.p99_us);
+    ctx.record(sc, l, "latency_p99.9_us", sum.p999_us);
+    ctx.record(sc, l, "latency_max_us", sum.max_us);
+    ctx.record(sc, l, "new_events_stamped_A", sum.stamped as f64);
+    ctx.record(sc, l, "entries_matched_at_B", sum.matched as f64);
+    ctx.record(
+        sc,
+        l,
+        "matched_fraction",
+        sum.matched as f64 / sum.stamped.max(1) as f64,
+    );
+    ctx.record(sc, l, "arrival_before_stamp", sum.negative as f64);
+    ctx.record(sc, l, "new_events_unstamped_A", st.unstamped as f64);
+    ctx.record(sc, l, "stamp_listener_overruns", st.overruns as f64);
+    ctx.record(sc, l, "capture_packets", cs.captured as f64);
+    ctx.record(sc, l, "capture_dropped_by_kernel", cs.dropped as f64);
+    ctx.record(sc, l, "capture_undecoded", (skipped + bad) as f64);
+    ctx.record(
+        sc,
+        l,
+        "netlink_overrun_A",
+        a.runtime_counter("netlink overrun:").unwrap_or(0) as f64,
+    );
+    check_max(ctx, sc, l);
+    drop((a, b));
+    drop(tb);
+    Ok(())
+}
+
+/// Wall-clock time (UTC, HH:MM:SS) `secs` from now, for progress lines.
+fn clock_in(secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + secs;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        now / 3600 % 24,
+        now / 60 % 60,
+        now % 60
+    )
+}
+
 /// The physical limits of this run (perf/README.md): creation rate with a bare event drain.
 fn baseline(ctx: &mut Ctx, n: u64, churn_secs: u64) -> io::Result<()> {
     ctx.serial += 1;
@@ -717,6 +869,11 @@ fn real_main() -> io::Result<()> {
                     secs: 10,
                     live: 10_000,
                 },
+                Scenario::Latency {
+                    rate: 50_000,
+                    secs: 5,
+                    live: 10_000,
+                },
             ],
             100_000,
             5,
@@ -761,13 +918,20 @@ fn real_main() -> io::Result<()> {
                 live: 50_000,
             });
         }
+        for rate in [10_000, 50_000, 100_000] {
+            v.push(Scenario::Latency {
+                rate,
+                secs: 10,
+                live: 50_000,
+            });
+        }
         (v, 100_000, 10, Duration::from_secs(120))
     };
     let max_n = scenarios
         .iter()
         .map(|s| match s {
             Scenario::Burst { n, .. } => *n,
-            Scenario::Churn { live, .. } => *live,
+            Scenario::Churn { live, .. } | Scenario::Latency { live, .. } => *live,
         })
         .max()
         .unwrap_or(0);
@@ -826,6 +990,7 @@ fn real_main() -> io::Result<()> {
             let r = match s {
                 Scenario::Burst { .. } => burst(&mut ctx, &sc, imp, s),
                 Scenario::Churn { .. } => churn(&mut ctx, &sc, imp, s),
+                Scenario::Latency { .. } => latency(&mut ctx, &sc, imp, s),
             };
             if let Err(e) = r {
                 eprintln!("   FAILED: {e}");
