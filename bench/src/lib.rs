@@ -12,6 +12,7 @@
 pub mod flows;
 pub mod harness;
 pub mod latency;
+pub mod plot;
 pub mod testbed;
 pub mod vectors;
 

@@ -755,9 +755,19 @@ impl Capture {
         }
     }
 
-    /// The command line (for SETUP).
+    /// The command line (for SETUP), the filter quoted for a shell.
     pub fn command(&self) -> String {
-        self.argv.join(" ")
+        self.argv
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The pcap file.

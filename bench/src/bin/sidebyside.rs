@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conntrackd_bench::latency::{self, StampListener};
+use conntrackd_bench::plot;
 use conntrackd_bench::testbed::{
     ADDR, CONNTRACK_MAX, Capture, ConntrackMax, Daemon, IFACE, Mode, Netns, Testbed, Transport,
     Watchdog, config, json_num, run, thread_cpu,
@@ -50,6 +51,22 @@ enum Scenario {
 }
 
 impl Scenario {
+    /// Rough seconds one daemon's run takes on an idle machine (testbed, load, settle), for
+    /// the progress line.
+    fn estimate_s(&self) -> u64 {
+        match self {
+            Self::Burst {
+                n, bulk, commit, ..
+            } => {
+                4 + n / 50_000
+                    + u64::from(*bulk) * (1 + n / 200_000)
+                    + u64::from(*commit) * (1 + n / 40_000)
+            }
+            Self::Churn { secs, live, .. } => 4 + secs + live / 50_000,
+            Self::Latency { secs, live, .. } => 5 + secs + live / 25_000,
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Self::Burst {
@@ -260,6 +277,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     let l = imp.label;
     let ns_a = tb.a.name().to_owned();
     let n_s = n.to_string();
+    eprintln!("   load: ctgen burst {n}");
     let start = Instant::now();
     let j = ctx.ctgen(&["--netns", &ns_a, "--json", "burst", &n_s, "--proto", "mix"])?;
     let gen_s = start.elapsed().as_secs_f64();
@@ -323,6 +341,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     ctx.record(sc, l, "rss_kib_B", b1.rss_kib as f64);
 
     if bulk {
+        eprintln!("   bulk resync (-f external on B, -B on A)");
         // Empty the backup's external cache, then time `-B` on the primary until the backup
         // holds every entry again.
         let (ok, text) = b.client(&["-f", "external"])?;
@@ -365,6 +384,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     }
 
     if commit {
+        eprintln!("   commit (-c on B)");
         let ext = b.cache_count(true)?;
         let before = tb.b.conntrack_count()?;
         let b2 = b.sample()?;
@@ -412,6 +432,10 @@ fn churn(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     } else {
         rate.to_string()
     };
+    eprintln!(
+        "   load: ctgen churn {rate_s}/s for {secs} s, {live} live (until ~{})",
+        clock_in(secs + live / 100_000)
+    );
     let j = ctx.ctgen(&[
         "--netns",
         &ns_a,
@@ -786,6 +810,13 @@ fn setup_text(ctx: &Ctx, impls: &[Impl], argv: &[String], max_old: u64, max_run:
         "\ndaemon client commands: BIN -C CONF -f external; BIN -C CONF -B (primary); \
          BIN -C CONF -c (backup); -s / -s runtime polled over the UNIX socket every 20 ms."
     );
+    let _ = writeln!(
+        s,
+        "\nlatency-* scenarios: sysctl net.netfilter.nf_conntrack_timestamp=1 in A only (per \
+         namespace); the driver's own NEW-group ctnetlink listener in A (64 MiB SO_RCVBUFFORCE) \
+         records CTA_TIMESTAMP_EVENT per original tuple; the tcpdump above captures B's end of \
+         the sync link; latency = first CT_NEW/CT_UPD arrival for the tuple - kernel stamp."
+    );
     s
 }
 
@@ -966,17 +997,38 @@ fn real_main() -> io::Result<()> {
     let max_old = max.old();
     ctx.max_want = want_max;
 
+    let selected = |s: &Scenario| only.as_ref().is_none_or(|o| s.name().contains(o.as_str()));
+    let total_runs = 2 * scenarios.iter().filter(|s| selected(s)).count();
+    let est: u64 = scenarios
+        .iter()
+        .filter(|s| selected(s))
+        .map(Scenario::estimate_s)
+        .sum::<u64>()
+        * 2
+        // The baseline: three bursts twice over, and a churn.
+        + if only.is_none() { 2 * base_n / 20_000 + churn_secs + 4 } else { 0 };
+    eprintln!(
+        "== {}{total_runs} daemon runs ({} scenarios x C and ours); about {} min on an idle machine",
+        if only.is_none() {
+            "baseline, then "
+        } else {
+            ""
+        },
+        total_runs / 2,
+        est.div_ceil(60)
+    );
     let t0 = Instant::now();
     let mut failures = Vec::new();
     if only.is_none() {
-        eprintln!("== baseline: bare drain");
+        eprintln!("== [baseline] bare drain: ctgen bursts and churn max, no daemon");
         if let Err(e) = baseline(&mut ctx, base_n, churn_secs) {
             failures.push(format!("baseline: {e}"));
         }
     }
+    let mut done_runs = 0;
     for (i, s) in scenarios.iter().enumerate() {
         let sc = s.name();
-        if only.as_ref().is_some_and(|o| !sc.contains(o.as_str())) {
+        if !selected(s) {
             continue;
         }
         // Alternate which daemon goes first, so neither always gets the warmer/cooler slot.
@@ -986,7 +1038,12 @@ fn real_main() -> io::Result<()> {
             vec![&impls[1], &impls[0]]
         };
         for imp in order {
-            eprintln!("== {sc}: {}", imp.label);
+            done_runs += 1;
+            eprintln!(
+                "== [{done_runs}/{total_runs}, {:.0} s] {sc}: {}",
+                t0.elapsed().as_secs_f64(),
+                imp.label
+            );
             let r = match s {
                 Scenario::Burst { .. } => burst(&mut ctx, &sc, imp, s),
                 Scenario::Churn { .. } => churn(&mut ctx, &sc, imp, s),
@@ -1001,6 +1058,14 @@ fn real_main() -> io::Result<()> {
     let wall = t0.elapsed().as_secs_f64();
 
     fs::write(out.join("raw.csv"), &ctx.csv)?;
+    // Charts are a convenience: a missing font must not cost the run its numbers.
+    let charts = match plot::write_charts(&ctx.csv, &out) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("charts not drawn: {e}");
+            Vec::new()
+        }
+    };
     let mut sum = format!(
         "# side-by-side run ({}), {:.0} s wall\n\nEvery row: both daemons in the same run, \
          same testbed, same config, same load; ours/C is the ratio of the two values.\n\n",
@@ -1021,6 +1086,9 @@ fn real_main() -> io::Result<()> {
     ctx.watchdog.finish();
     println!("{sum}");
     eprintln!("wrote {}/{{raw.csv,summary.md,SETUP}}", out.display());
+    for c in &charts {
+        eprintln!("wrote {}", c.display());
+    }
     if failures.is_empty() {
         Ok(())
     } else {
