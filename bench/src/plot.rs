@@ -123,17 +123,29 @@ fn err<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("plotters: {e}"))
 }
 
-/// Upper end of a linear axis holding `max`, with headroom for the legend box.
+/// Upper end of a linear axis holding `max`, with headroom for the legend box (0..10 when
+/// everything is 0, so that a count axis has whole ticks).
 fn top(max: f64) -> f64 {
-    if max > 0.0 { max * 1.6 } else { 1.0 }
+    if max > 0.0 { max * 1.6 } else { 10.0 }
 }
 
-/// Axis numbers without a useless ".0" (and with one for values under 1).
+/// Axis numbers: whole ones without ".0", others with at most 3 decimals.
 fn tick(v: &f64) -> String {
-    if v.abs() >= 1.0 || *v == 0.0 {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
-        format!("{v}")
+        let t = format!("{v:.3}");
+        t.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// Marker size and style: C's hollow and larger, ours filled and smaller, so that equal
+/// values of the two daemons stay visible on top of each other.
+fn marker_style(imp: &str, color: RGBColor) -> (i32, ShapeStyle) {
+    if imp == "c" {
+        (8, color.stroke_width(2))
+    } else {
+        (5, color.filled())
     }
 }
 
@@ -185,7 +197,10 @@ fn churn_loss(rows: &[Row], file: &Path) -> io::Result<bool> {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
             });
         chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))
+            .draw_series(pts.iter().map(|&p| {
+                let (size, style) = marker_style(imp, color);
+                Circle::new(p, size, style)
+            }))
             .map_err(err)?;
     }
     chart
@@ -219,7 +234,7 @@ fn latency(rows: &[Row], file: &Path) -> io::Result<bool> {
     let ymax = all.iter().map(|p| p.1).fold(0.0, f64::max);
     // Decades around the data, so the 1 ms target line is always in view, and one more on
     // top for the legend box.
-    let lo = 10f64.powf(ymin.clamp(1e-4, 1.0).log10().floor());
+    let lo = 10f64.powf((ymin * 0.8).clamp(1e-4, 1.0).log10().floor());
     let hi = 10f64.powf(ymax.max(1.0).log10().ceil() + 1.0);
     let xend = xmax * 1.15;
     let root = BitMapBackend::new(file, (900, 560)).into_drawing_area();
@@ -264,10 +279,10 @@ fn latency(rows: &[Row], file: &Path) -> io::Result<bool> {
                     PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
                 });
             chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&p| TriangleMarker::new(p, 7, color.filled())),
-                )
+                .draw_series(pts.iter().map(|&p| {
+                    let (size, style) = marker_style(imp, color);
+                    TriangleMarker::new(p, size, style)
+                }))
                 .map_err(err)?;
         }
         if let Some(pts) = p50.get(imp) {
@@ -278,7 +293,17 @@ fn latency(rows: &[Row], file: &Path) -> io::Result<bool> {
                 .label(format!("{name} p50"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], light));
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, light.filled())))
+                .draw_series(pts.iter().map(|&p| {
+                    let (size, style) = marker_style(imp, color);
+                    Circle::new(
+                        p,
+                        size - 1,
+                        ShapeStyle {
+                            color: light,
+                            ..style
+                        },
+                    )
+                }))
                 .map_err(err)?;
         }
     }
