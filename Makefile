@@ -38,8 +38,9 @@ perf:
 	perf/limits.sh
 
 # Side-by-side: Debian's C conntrackd 1.4.7 and ours on the same namespace testbed, same
-# config, same ctgen load; ratios ours/C in bench/runs/<date>-<host>/ (see bench/README.md).
-# Needs root. `bench-quick` takes about 2–3 minutes, `bench` (full) about 30–40.
+# config, same ctgen load; ratios ours/C, replication latency and PNG charts in
+# bench/runs/<date>-<host>/ (see bench/README.md). Needs root. `bench-quick` takes about
+# 2 minutes, `bench` (full) about 30–40.
 BENCH_OUT ?= bench/runs/$(shell date -u +%Y-%m-%d)-$(shell hostname)
 .PHONY: bench-quick
 bench-quick: deps

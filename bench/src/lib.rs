@@ -11,6 +11,8 @@
 
 pub mod flows;
 pub mod harness;
+pub mod latency;
+pub mod plot;
 pub mod testbed;
 pub mod vectors;
 

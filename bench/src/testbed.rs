@@ -19,6 +19,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -659,6 +660,167 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `tcpdump` writing a nanosecond-precision pcap of one interface of a namespace, with the
+/// kernel's receive timestamps. Stopped with SIGINT (so it flushes the file and prints its
+/// drop counters); killed on drop if still running.
+#[derive(Debug)]
+pub struct Capture {
+    child: Option<Child>,
+    file: PathBuf,
+    argv: Vec<String>,
+    /// The stderr reader: `None` once tcpdump is listening, then `Some(all of stderr)`.
+    stderr_rx: Option<Receiver<Option<String>>>,
+}
+
+/// What `tcpdump` said when it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// "packets captured".
+    pub captured: u64,
+    /// "packets dropped by kernel" (the ring was full: those arrivals are missing).
+    pub dropped: u64,
+}
+
+impl Capture {
+    /// Starts `tcpdump -i IFACE -w FILE FILTER` in `ns` and waits until it is capturing.
+    pub fn start(ns: &Netns, iface: &str, file: &Path, filter: &str) -> io::Result<Self> {
+        let argv: Vec<String> = [
+            "tcpdump",
+            "-i",
+            iface,
+            "-n",
+            "-p",
+            // Stay root: the file is in the driver's private directory.
+            "-Z",
+            "root",
+            // Ring buffer in KiB: 64 MiB, so the capture is not what drops.
+            "-B",
+            "65536",
+            "-s",
+            "2048",
+            "--time-stamp-precision=nano",
+            // Hand every packet to tcpdump at once: with the default block timeout (1 s) the
+            // last, partly filled ring block is never read when tcpdump is stopped.
+            "--immediate-mode",
+            "-w",
+            &file.to_string_lossy(),
+            filter,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let mut child = ns
+            .command(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // tcpdump prints "listening on IFACE" once the socket is bound and the filter is set.
+        let mut err = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut chunk = [0u8; 512];
+            let mut told = false;
+            while let Ok(n) = err.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&chunk[..n]);
+                if !told && String::from_utf8_lossy(&all).contains("listening on") {
+                    told = true;
+                    let _ = tx.send(None);
+                }
+            }
+            let _ = tx.send(Some(String::from_utf8_lossy(&all).into_owned()));
+        });
+        let mut cap = Self {
+            child: Some(child),
+            file: file.to_owned(),
+            argv,
+            stderr_rx: None,
+        };
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(None) => {
+                cap.stderr_rx = Some(rx);
+                Ok(cap)
+            }
+            Ok(Some(text)) => Err(io::Error::other(format!("tcpdump did not start: {text}"))),
+            Err(_) => Err(io::Error::other(
+                "tcpdump did not say 'listening on' within 10 s",
+            )),
+        }
+    }
+
+    /// The command line (for SETUP), the filter quoted for a shell.
+    pub fn command(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The pcap file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// SIGINT, wait for tcpdump to write out the file and exit, and parse its counters.
+    pub fn stop(&mut self) -> io::Result<CaptureStats> {
+        let Some(mut child) = self.child.take() else {
+            return Err(io::Error::other("capture already stopped"));
+        };
+        let _ = run(&["kill", "-INT", &child.id().to_string()]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::other(
+                    "tcpdump did not exit within 10 s of SIGINT",
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let text = self
+            .stderr_rx
+            .take()
+            .and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok().flatten())
+            .unwrap_or_default();
+        let count = |label: &str| {
+            text.lines()
+                .find(|l| l.contains(label))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        };
+        match (count("packets captured"), count("dropped by kernel")) {
+            (Some(captured), Some(dropped)) => Ok(CaptureStats { captured, dropped }),
+            _ => Err(io::Error::other(format!(
+                "tcpdump printed no counters: {text}"
+            ))),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -121,6 +121,31 @@ fn test_burst_churn_drain_flush() {
     let j = ctgen(&ns, &["flush"]);
     assert_eq!(int(&j, "count_after"), 0, "{j}");
 
+    // `--no-prefill`: the live set comes from an earlier burst of the same flows, so the
+    // churn's first deletes find them (no ENOENT) and its creates are all new (no EEXIST).
+    let j = ctgen(&ns, &["burst", "300", "--proto", "udp"]);
+    assert_eq!(int(&j, "count_after"), 300, "{j}");
+    let j = ctgen(
+        &ns,
+        &[
+            "churn",
+            "--rate",
+            "2000",
+            "--duration",
+            "0.5",
+            "--live",
+            "300",
+            "--proto",
+            "udp",
+            "--no-prefill",
+        ],
+    );
+    assert_eq!((int(&j, "errors"), int(&j, "prefill")), (0, 0), "{j}");
+    assert!(int(&j, "deletes") > 0, "{j}");
+    assert!((299..=300).contains(&int(&j, "count_after")), "{j}");
+    let j = ctgen(&ns, &["flush"]);
+    assert_eq!(int(&j, "count_after"), 0, "{j}");
+
     // The in-process drain (`--drain`): updates are UPDATE events, deletes DESTROY events,
     // and deleting what is gone is ENOENT.
     // The creates need a listener too: under nf_conntrack_events=2 an entry created while

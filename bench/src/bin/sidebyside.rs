@@ -19,9 +19,11 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use conntrackd_bench::latency::{self, StampListener};
+use conntrackd_bench::plot;
 use conntrackd_bench::testbed::{
-    CONNTRACK_MAX, ConntrackMax, Daemon, Mode, Netns, Testbed, Transport, Watchdog, config,
-    json_num, run, thread_cpu,
+    ADDR, CONNTRACK_MAX, Capture, ConntrackMax, Daemon, IFACE, Mode, Netns, Testbed, Transport,
+    Watchdog, config, json_num, run, thread_cpu,
 };
 
 /// One implementation under test.
@@ -43,9 +45,28 @@ enum Scenario {
     },
     /// ctgen churn at `rate` events/s (0 = max) for `secs`, `live` entries kept alive.
     Churn { rate: u64, secs: u64, live: u64 },
+    /// Replication latency (FTFW/UDP) under a paced churn of `rate` events/s for `secs`,
+    /// `live` entries prefilled first (see `conntrackd_bench::latency`).
+    Latency { rate: u64, secs: u64, live: u64 },
 }
 
 impl Scenario {
+    /// Rough seconds one daemon's run takes on an idle machine (testbed, load, settle), for
+    /// the progress line.
+    fn estimate_s(&self) -> u64 {
+        match self {
+            Self::Burst {
+                n, bulk, commit, ..
+            } => {
+                4 + n / 50_000
+                    + u64::from(*bulk) * (1 + n / 200_000)
+                    + u64::from(*commit) * (1 + n / 40_000)
+            }
+            Self::Churn { secs, live, .. } => 4 + secs + live / 50_000,
+            Self::Latency { secs, live, .. } => 5 + secs + live / 25_000,
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Self::Burst {
@@ -70,6 +91,11 @@ impl Scenario {
                 };
                 format!("churn-{r}-{secs}s-live{}k-ftfw-udp", live / 1000)
             }
+            Self::Latency { rate, secs, live } => format!(
+                "latency-{}k-{secs}s-live{}k-ftfw-udp",
+                rate / 1000,
+                live / 1000
+            ),
         }
     }
 }
@@ -251,6 +277,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     let l = imp.label;
     let ns_a = tb.a.name().to_owned();
     let n_s = n.to_string();
+    eprintln!("   load: ctgen burst {n}");
     let start = Instant::now();
     let j = ctx.ctgen(&["--netns", &ns_a, "--json", "burst", &n_s, "--proto", "mix"])?;
     let gen_s = start.elapsed().as_secs_f64();
@@ -314,6 +341,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     ctx.record(sc, l, "rss_kib_B", b1.rss_kib as f64);
 
     if bulk {
+        eprintln!("   bulk resync (-f external on B, -B on A)");
         // Empty the backup's external cache, then time `-B` on the primary until the backup
         // holds every entry again.
         let (ok, text) = b.client(&["-f", "external"])?;
@@ -356,6 +384,7 @@ fn burst(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     }
 
     if commit {
+        eprintln!("   commit (-c on B)");
         let ext = b.cache_count(true)?;
         let before = tb.b.conntrack_count()?;
         let b2 = b.sample()?;
@@ -403,6 +432,10 @@ fn churn(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     } else {
         rate.to_string()
     };
+    eprintln!(
+        "   load: ctgen churn {rate_s}/s for {secs} s, {live} live (until ~{})",
+        clock_in(secs + live / 100_000)
+    );
     let j = ctx.ctgen(&[
         "--netns",
         &ns_a,
@@ -490,6 +523,149 @@ fn churn(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
     drop((a, b));
     drop(tb);
     Ok(())
+}
+
+/// Replication latency under paced churn: kernel NEW-event timestamp in A → first arrival
+/// of a sync message for that entry on B's end of the sync link (`conntrackd_bench::latency`).
+fn latency(ctx: &mut Ctx, sc: &str, imp: &Impl, s: &Scenario) -> io::Result<()> {
+    let Scenario::Latency { rate, secs, live } = *s else {
+        unreachable!()
+    };
+    let (tb, a, b) = start_pair(ctx, imp, Mode::Ftfw, Transport::Udp)?;
+    let l = imp.label;
+    // Per namespace: only A's new entries get the timestamp extension, so only A's events
+    // carry CTA_TIMESTAMP_EVENT (for both daemons alike).
+    tb.a.sysctl("net/netfilter/nf_conntrack_timestamp", "1")?;
+    let ns_a = tb.a.name().to_owned();
+    let live_s = live.to_string();
+    // Prefill first and let it replicate, so that only the paced events are timed.
+    eprintln!("   prefill {live} entries");
+    ctx.ctgen(&[
+        "--netns", &ns_a, "--json", "burst", &live_s, "--proto", "mix",
+    ])?;
+    if wait_for(Instant::now(), ctx.sync_timeout, live, || {
+        b.cache_count(true)
+    })
+    .is_none()
+    {
+        return Err(io::Error::other(format!(
+            "prefill of {live} did not reach B's external cache within {:?}",
+            ctx.sync_timeout
+        )));
+    }
+    let cap_dir = PathBuf::from(format!(
+        "/tmp/ctb-{}-{}-capture",
+        std::process::id(),
+        ctx.serial
+    ));
+    ctx.watchdog.guard_dir(&cap_dir)?;
+    fs::create_dir_all(&cap_dir)?;
+    let pcap = cap_dir.join("sync.pcap");
+    let filter = format!("udp and src host {} and dst port 3781", ADDR[0]);
+    let mut cap = Capture::start(&tb.b, IFACE[1], &pcap, &filter)?;
+    let cap_cmd = format!("ip netns exec <B> {}", cap.command());
+    if !ctx.commands.contains(&cap_cmd) {
+        ctx.commands.push(cap_cmd);
+    }
+    let sync_net = match ADDR[0].parse::<std::net::Ipv4Addr>() {
+        Ok(a) => [a.octets()[0], a.octets()[1]],
+        Err(_) => [10, 231],
+    };
+    let stamps = StampListener::start(tb.a.path(), sync_net)?;
+    eprintln!(
+        "   load: ctgen churn {rate}/s for {secs} s (until ~{})",
+        clock_in(secs)
+    );
+    let j = ctx.ctgen(&[
+        "--netns",
+        &ns_a,
+        "--json",
+        "churn",
+        "--rate",
+        &rate.to_string(),
+        "--duration",
+        &secs.to_string(),
+        "--live",
+        &live_s,
+        "--proto",
+        "mix",
+        "--no-prefill",
+    ])?;
+    let end = Instant::now();
+    ctx.record(
+        sc,
+        l,
+        "ctgen_rate_per_s",
+        json_num(&j, "rate").unwrap_or(0.0),
+    );
+    ctx.record(
+        sc,
+        l,
+        "ctgen_lag_max_ms",
+        json_num(&j, "lag_max_ms").unwrap_or(0.0),
+    );
+    let creates = json_num(&j, "creates").unwrap_or(0.0);
+    ctx.record(sc, l, "ctgen_creates", creates);
+    // Until B holds what A's kernel holds (every NEW has been sent, or given up on).
+    let settle = wait_for(end, ctx.sync_timeout, 1, || {
+        let k = tb.a.conntrack_count()?;
+        Ok(u64::from(k == b.cache_count(true)?))
+    });
+    if settle.is_none() {
+        ctx.record(sc, l, "settle_after_load_s (timeout)", f64::NAN);
+    }
+    // Let the last datagrams reach the capture ring.
+    sleep_ms(200);
+    let st = stamps.finish()?;
+    let cs = cap.stop()?;
+    eprintln!("   reading {} ({} packets)", pcap.display(), cs.captured);
+    let (dgrams, skipped) = latency::read_pcap(&fs::read(&pcap)?)?;
+    let (arrivals, bad) = latency::first_arrivals(&dgrams);
+    let sum = latency::summarize(&st.start_ns, &arrivals);
+    let _ = fs::remove_dir_all(&cap_dir);
+    ctx.record(sc, l, "latency_p50_us", sum.p50_us);
+    ctx.record(sc, l, "latency_p90_us", sum.p90_us);
+    ctx.record(sc, l, "latency_p99_us", sum.p99_us);
+    ctx.record(sc, l, "latency_p99.9_us", sum.p999_us);
+    ctx.record(sc, l, "latency_max_us", sum.max_us);
+    ctx.record(sc, l, "new_events_stamped_A", sum.stamped as f64);
+    ctx.record(sc, l, "entries_matched_at_B", sum.matched as f64);
+    ctx.record(
+        sc,
+        l,
+        "matched_fraction",
+        sum.matched as f64 / sum.stamped.max(1) as f64,
+    );
+    ctx.record(sc, l, "arrival_before_stamp", sum.negative as f64);
+    ctx.record(sc, l, "new_events_unstamped_A", st.unstamped as f64);
+    ctx.record(sc, l, "stamp_listener_overruns", st.overruns as f64);
+    ctx.record(sc, l, "capture_packets", cs.captured as f64);
+    ctx.record(sc, l, "capture_dropped_by_kernel", cs.dropped as f64);
+    ctx.record(sc, l, "capture_undecoded", (skipped + bad) as f64);
+    ctx.record(
+        sc,
+        l,
+        "netlink_overrun_A",
+        a.runtime_counter("netlink overrun:").unwrap_or(0) as f64,
+    );
+    check_max(ctx, sc, l);
+    drop((a, b));
+    drop(tb);
+    Ok(())
+}
+
+/// Wall-clock time (UTC, HH:MM:SS) `secs` from now, for progress lines.
+fn clock_in(secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + secs;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        now / 3600 % 24,
+        now / 60 % 60,
+        now % 60
+    )
 }
 
 /// The physical limits of this run (perf/README.md): creation rate with a bare event drain.
@@ -634,6 +810,13 @@ fn setup_text(ctx: &Ctx, impls: &[Impl], argv: &[String], max_old: u64, max_run:
         "\ndaemon client commands: BIN -C CONF -f external; BIN -C CONF -B (primary); \
          BIN -C CONF -c (backup); -s / -s runtime polled over the UNIX socket every 20 ms."
     );
+    let _ = writeln!(
+        s,
+        "\nlatency-* scenarios: sysctl net.netfilter.nf_conntrack_timestamp=1 in A only (per \
+         namespace); the driver's own NEW-group ctnetlink listener in A (64 MiB SO_RCVBUFFORCE) \
+         records CTA_TIMESTAMP_EVENT per original tuple; the tcpdump above captures B's end of \
+         the sync link; latency = first CT_NEW/CT_UPD arrival for the tuple - kernel stamp."
+    );
     s
 }
 
@@ -717,6 +900,11 @@ fn real_main() -> io::Result<()> {
                     secs: 10,
                     live: 10_000,
                 },
+                Scenario::Latency {
+                    rate: 50_000,
+                    secs: 5,
+                    live: 10_000,
+                },
             ],
             100_000,
             5,
@@ -761,13 +949,23 @@ fn real_main() -> io::Result<()> {
                 live: 50_000,
             });
         }
+        for rate in [10_000, 50_000, 100_000] {
+            v.push(Scenario::Latency {
+                rate,
+                secs: 10,
+                live: 50_000,
+            });
+        }
         (v, 100_000, 10, Duration::from_secs(120))
     };
+    // Only what the selected scenarios need: `--only` must not raise the global value for a
+    // 1M burst it does not run.
     let max_n = scenarios
         .iter()
+        .filter(|s| only.as_ref().is_none_or(|o| s.name().contains(o.as_str())))
         .map(|s| match s {
             Scenario::Burst { n, .. } => *n,
-            Scenario::Churn { live, .. } => *live,
+            Scenario::Churn { live, .. } | Scenario::Latency { live, .. } => *live,
         })
         .max()
         .unwrap_or(0);
@@ -802,17 +1000,38 @@ fn real_main() -> io::Result<()> {
     let max_old = max.old();
     ctx.max_want = want_max;
 
+    let selected = |s: &Scenario| only.as_ref().is_none_or(|o| s.name().contains(o.as_str()));
+    let total_runs = 2 * scenarios.iter().filter(|s| selected(s)).count();
+    let est: u64 = scenarios
+        .iter()
+        .filter(|s| selected(s))
+        .map(Scenario::estimate_s)
+        .sum::<u64>()
+        * 2
+        // The baseline: three bursts twice over, and a churn.
+        + if only.is_none() { 2 * base_n / 20_000 + churn_secs + 4 } else { 0 };
+    eprintln!(
+        "== {}{total_runs} daemon runs ({} scenarios x C and ours); about {} min on an idle machine",
+        if only.is_none() {
+            "baseline, then "
+        } else {
+            ""
+        },
+        total_runs / 2,
+        est.div_ceil(60)
+    );
     let t0 = Instant::now();
     let mut failures = Vec::new();
     if only.is_none() {
-        eprintln!("== baseline: bare drain");
+        eprintln!("== [baseline] bare drain: ctgen bursts and churn max, no daemon");
         if let Err(e) = baseline(&mut ctx, base_n, churn_secs) {
             failures.push(format!("baseline: {e}"));
         }
     }
+    let mut done_runs = 0;
     for (i, s) in scenarios.iter().enumerate() {
         let sc = s.name();
-        if only.as_ref().is_some_and(|o| !sc.contains(o.as_str())) {
+        if !selected(s) {
             continue;
         }
         // Alternate which daemon goes first, so neither always gets the warmer/cooler slot.
@@ -822,10 +1041,16 @@ fn real_main() -> io::Result<()> {
             vec![&impls[1], &impls[0]]
         };
         for imp in order {
-            eprintln!("== {sc}: {}", imp.label);
+            done_runs += 1;
+            eprintln!(
+                "== [{done_runs}/{total_runs}, {:.0} s] {sc}: {}",
+                t0.elapsed().as_secs_f64(),
+                imp.label
+            );
             let r = match s {
                 Scenario::Burst { .. } => burst(&mut ctx, &sc, imp, s),
                 Scenario::Churn { .. } => churn(&mut ctx, &sc, imp, s),
+                Scenario::Latency { .. } => latency(&mut ctx, &sc, imp, s),
             };
             if let Err(e) = r {
                 eprintln!("   FAILED: {e}");
@@ -836,6 +1061,14 @@ fn real_main() -> io::Result<()> {
     let wall = t0.elapsed().as_secs_f64();
 
     fs::write(out.join("raw.csv"), &ctx.csv)?;
+    // Charts are a convenience: a missing font must not cost the run its numbers.
+    let charts = match plot::write_charts(&ctx.csv, &out) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("charts not drawn: {e}");
+            Vec::new()
+        }
+    };
     let mut sum = format!(
         "# side-by-side run ({}), {:.0} s wall\n\nEvery row: both daemons in the same run, \
          same testbed, same config, same load; ours/C is the ratio of the two values.\n\n",
@@ -856,6 +1089,9 @@ fn real_main() -> io::Result<()> {
     ctx.watchdog.finish();
     println!("{sum}");
     eprintln!("wrote {}/{{raw.csv,summary.md,SETUP}}", out.display());
+    for c in &charts {
+        eprintln!("wrote {}", c.display());
+    }
     if failures.is_empty() {
         Ok(())
     } else {

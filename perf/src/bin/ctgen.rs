@@ -13,6 +13,7 @@
 //!   burst N [--proto udp|tcp|icmp|ipv6|mix] [--op create|update|delete] [--first I]
 //!           [--repeat K]
 //!   churn --rate R|max --duration S [--live L] [--proto P] [--slice-us US] [--first I]
+//!         [--no-prefill]
 //!   flush
 //!   count
 //! ```
@@ -37,6 +38,7 @@ const USAGE: &str =
     "usage: ctgen [--netns NAME] [--json] [--drain] [--batch-bytes B] [--timeout SECS] COMMAND
   burst N [--proto udp|tcp|icmp|ipv6|mix] [--op create|update|delete] [--first I] [--repeat K]
   churn --rate R|max --duration S [--live L] [--proto P] [--slice-us US] [--first I]
+        [--no-prefill]
   flush
   count";
 
@@ -56,6 +58,8 @@ enum Cmd {
         duration: Duration,
         live: u64,
         slice: Duration,
+        /// The L flows from `--first` already exist (an earlier `burst L`): no prefill.
+        prefilled: bool,
     },
     Flush,
     Count,
@@ -80,7 +84,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
     let (mut proto, mut first, mut op) = (Proto::Mix, 0u64, Op::Create);
     let (mut rate, mut duration, mut live, mut slice_us) = (None, None, 1000u64, 1000u64);
     let mut pos: Vec<&str> = Vec::new();
-    let (mut rate_max, mut repeat) = (false, 1u32);
+    let (mut rate_max, mut repeat, mut prefilled) = (false, 1u32, false);
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
             it.next()
@@ -110,6 +114,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             "--live" => live = val("--live")?.parse()?,
             "--repeat" => repeat = val("--repeat")?.parse()?,
             "--slice-us" => slice_us = val("--slice-us")?.parse()?,
+            "--no-prefill" => prefilled = true,
             "-h" | "--help" => bail!("{USAGE}"),
             s if s.starts_with('-') => bail!("unknown option {s}\n{USAGE}"),
             s => pos.push(s),
@@ -134,6 +139,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
                 duration: Duration::from_secs_f64(d),
                 live,
                 slice: Duration::from_micros(slice_us.max(50)),
+                prefilled,
             }
         }
         ["flush"] => Cmd::Flush,
@@ -361,15 +367,19 @@ fn churn(
     duration: Duration,
     live: u64,
     slice: Duration,
+    prefilled: bool,
 ) -> Result<()> {
     let a = c.args;
     let _guard = ConntrackMaxGuard::ensure(c.count_before + live + MAX_MARGIN)?;
     let mut w = in_ns(c.ns, || Writer::open(a.batch_bytes))?;
     let drain = a.drain.then(|| DrainThread::start(c.ns)).transpose()?;
-    // Prefill to the steady-state size at full speed, outside the timed window.
+    // Prefill to the steady-state size at full speed, outside the timed window (unless an
+    // earlier `burst L` did, so that whoever watches sees only the paced events).
     let t0 = Instant::now();
-    for i in a.first..a.first + live {
-        w.push(a.proto, i, Op::Create, a.timeout)?;
+    if !prefilled {
+        for i in a.first..a.first + live {
+            w.push(a.proto, i, Op::Create, a.timeout)?;
+        }
     }
     w.flush()?;
     let prefill_secs = t0.elapsed().as_secs_f64();
@@ -435,7 +445,7 @@ fn churn(
         .float("rate_target", rate.unwrap_or(0.0), 0)
         .float("duration", duration.as_secs_f64(), 3)
         .int("live", live)
-        .int("prefill", live)
+        .int("prefill", if prefilled { 0 } else { live })
         .float("prefill_seconds", prefill_secs, 6)
         .int("events", done)
         .int("creates", creates)
@@ -513,7 +523,8 @@ fn run(args: &Args) -> Result<()> {
             duration,
             live,
             slice,
-        } => churn(&c, rate, duration, live, slice),
+            prefilled,
+        } => churn(&c, rate, duration, live, slice, prefilled),
         Cmd::Flush => flush(&c),
         Cmd::Count => {
             if args.json {
