@@ -1,7 +1,7 @@
 # Entry points shared by humans and CI. `make test` is the README's test command.
 SHELL := /bin/bash
 CARGO ?= cargo
-DEB_PKGS := conntrack conntrackd nftables iproute2 keepalived tcpdump socat iputils-ping netcat-openbsd
+DEB_PKGS := conntrack conntrackd nftables iproute2 keepalived tcpdump socat iputils-ping netcat-openbsd fonts-dejavu-core
 DEPS_STAMP := target/.deps-ok
 
 .PHONY: deps build test lint fmt perf bench demo clean
