@@ -327,9 +327,20 @@ impl LinkThread {
         let monitor = LinkMonitor::open()
             .map_err(|e| warn!(error = %e, "no link monitoring"))
             .ok();
-        let first = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
+        // The C daemon starts at the Unix time, so daemons started in the same second share
+        // a sequence space, and since ACK/NACK ranges name no sender, one node's ACK for a
+        // third node's numbers releases our message with the same number (a 3-node cluster
+        // can lose data that way). A random start makes overlapping spaces improbable; no
+        // peer depends on the first number (a new peer's first message is taken as is).
+        let first = {
+            use std::hash::BuildHasher;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            // std seeds each RandomState from the OS's random source.
+            std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()))
+                as u32
+        };
         Self {
             ep,
             seq: SeqCounter::new(first),
