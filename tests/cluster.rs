@@ -373,16 +373,30 @@ fn cluster3_notrack_mixed() {
 /// on the first reach the second's external cache and commit equal.
 fn two_nodes(tag: &str, net: u8, port: u16, transport: &str, mode: &str, ours_first: bool) {
     let (a, b, _veth) = pair(tag, net);
+    let (_da, db) = start_pair(&a, &b, transport, mode, net, port, ours_first);
+    replicate_and_commit(&a, &b, &db, ours_first);
+}
+
+/// Ours on `a` and C on `b` if `ours_first`, else the other way round, configured by
+/// [`conf_tm`].
+fn start_pair(
+    a: &NetNs,
+    b: &NetNs,
+    transport: &str,
+    mode: &str,
+    net: u8,
+    port: u16,
+    ours_first: bool,
+) -> (CDaemon, CDaemon) {
     let (ca, cb) = (
         conf_tm(transport, mode, 'a', net, port),
         conf_tm(transport, mode, 'b', net, port),
     );
-    let (_da, db) = if ours_first {
-        (ours(&a, &ca), CDaemon::start(&b, &cb))
+    if ours_first {
+        (ours(a, &ca), CDaemon::start(b, &cb))
     } else {
-        (CDaemon::start(&a, &ca), ours(&b, &cb))
-    };
-    replicate_and_commit(&a, &b, &db, ours_first);
+        (CDaemon::start(a, &ca), ours(b, &cb))
+    }
 }
 
 #[test]
@@ -493,15 +507,7 @@ fn labels_replicate(tag: &str, net: u8, port: u16, ours_first: bool) {
     enable_labels(&a);
     enable_labels(&b);
     let cli = LabelCli::new();
-    let (ca, cb) = (
-        conf_tm("udp", FTFW, 'a', net, port),
-        conf_tm("udp", FTFW, 'b', net, port),
-    );
-    let (_da, db) = if ours_first {
-        (ours(&a, &ca), CDaemon::start(&b, &cb))
-    } else {
-        (CDaemon::start(&a, &ca), ours(&b, &cb))
-    };
+    let (_da, db) = start_pair(&a, &b, "udp", FTFW, net, port, ours_first);
     let udp = |src: &str, labels: Option<&str>| {
         let mut args = vec![
             "-I",
