@@ -1162,7 +1162,7 @@ fn ftfw_udp_expectations_both_directions() {
 
 /// Drops `percent`% of the sync datagrams `ns` sends to UDP port `port` (no netem here:
 /// an nft `numgen` rule in the output hook).
-fn lossy_output(ns: &NetNs, port: u16, percent: u32) {
+pub(crate) fn lossy_output(ns: &NetNs, port: u16, percent: u32) {
     ns.nft(&format!(
         "table ip ctd_loss {{\n chain out {{\n type filter hook output priority 0; policy accept;\n \
          udp dport {port} numgen random mod 100 < {percent} counter drop\n }}\n}}\n"
