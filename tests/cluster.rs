@@ -174,8 +174,10 @@ fn external_active(d: &CDaemon) -> u64 {
 
 /// Three daemons (`impls[k-1]` on node k) on group `225.0.0.<net>`:`port` in `mode`; every
 /// node creates its own entries. Each of our nodes must end up with exactly the other two
-/// nodes' entries in its external cache, and after its commit its kernel must hold all
-/// twelve, equal to the originals. C nodes are held to the same standard only if
+/// nodes' entries in its external cache (`-e`, and `-s cache` counts them); a delete on
+/// node 1 and on node 3 must leave the others' caches; after its commit every kernel must
+/// hold the ten remaining entries, equal to the originals; and what was committed must not
+/// be sent on, except by ALARM's refresh. C nodes are held to the same standard only if
 /// `assert_c`; otherwise what they got is printed. With `loss` > 0 every node drops that
 /// percentage of the sync datagrams it sends, once the start-up handshake is over.
 fn three_nodes(
