@@ -396,6 +396,75 @@ fn cluster3_ftfw_ours_lossy() {
     three_nodes("kl", 76, 3876, FTFW, [Impl::Ours; 3], true, 20);
 }
 
+/// A node of an FTFW cluster restarts with `StartupResync on`: its RESYNC to the group is
+/// answered by both other nodes, so its external cache holds their entries again; after
+/// that, new entries flow from it and to it (its new sequence space, announced by HELLO,
+/// is tracked separately by each peer).
+#[test]
+fn cluster3_ftfw_restart_resyncs_from_both_peers() {
+    let (net, port) = (77u8, 3877u16);
+    let c = cluster("kr", net);
+    let conf = |k: usize| {
+        mcast_config(
+            "Mode FTFW { StartupResync on }",
+            "lan",
+            &format!("10.232.{net}.{k}"),
+            &format!("225.0.0.{net}"),
+            port,
+        )
+    };
+    let mut d: Vec<CDaemon> = (1..=3).map(|k| ours(&c.nodes[k - 1], &conf(k))).collect();
+    for k in 1..=3 {
+        insert_node_entries(&c.nodes[k - 1], k);
+    }
+    let ext = |d: &CDaemon| srcs(&d.expect_ctl(&["-e"]));
+    wait_until(Duration::from_secs(15), "external caches filled", || {
+        (0..3).all(|i| ext(&d[i]) == others(i + 1))
+    });
+
+    let resyncs = |d: &CDaemon| d.log().matches("resync requested by other node").count();
+    let before = (resyncs(&d[0]), resyncs(&d[2]));
+    assert!(d[1].stop().success(), "{}", d[1].dump());
+    d[1] = ours(&c.nodes[1], &conf(2));
+    wait_until(
+        Duration::from_secs(10),
+        "node 2 resynced from nodes 1 and 3",
+        || ext(&d[1]) == others(2),
+    );
+    assert!(
+        resyncs(&d[0]) > before.0 && resyncs(&d[2]) > before.1,
+        "{before:?}\n{}\n{}",
+        d[0].log(),
+        d[2].log()
+    );
+
+    // New entries after the restart, from node 2 and to it.
+    let (s2, s1) = ("192.0.2.29", "192.0.2.19");
+    for (ns, src) in [(&c.nodes[1], s2), (&c.nodes[0], s1)] {
+        ct_insert(
+            ns,
+            &[
+                "-p",
+                "udp",
+                "-s",
+                src,
+                "-d",
+                "198.51.100.9",
+                "--sport",
+                "9",
+                "--dport",
+                "99",
+                "-t",
+                "200",
+            ],
+        );
+    }
+    wait_until(Duration::from_secs(10), "new entries everywhere", || {
+        let (e1, e2, e3) = (ext(&d[0]), ext(&d[1]), ext(&d[2]));
+        e1.contains(s2) && !e1.contains(s1) && e2.contains(s1) && e3.contains(s1) && e3.contains(s2)
+    });
+}
+
 const MIXED: [Impl; 3] = [Impl::Ours, Impl::Ours, Impl::C];
 
 #[test]
