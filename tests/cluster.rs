@@ -370,17 +370,17 @@ fn three_nodes(
 
 #[test]
 fn cluster3_ftfw_ours() {
-    three_nodes("kf", 60, 3860, FTFW, [Impl::Ours; 3], true, 0);
+    three_nodes("kf", 80, 3880, FTFW, [Impl::Ours; 3], true, 0);
 }
 
 #[test]
 fn cluster3_alarm_ours() {
-    three_nodes("ka", 61, 3861, ALARM, [Impl::Ours; 3], true, 0);
+    three_nodes("ka", 81, 3881, ALARM, [Impl::Ours; 3], true, 0);
 }
 
 #[test]
 fn cluster3_notrack_ours() {
-    three_nodes("kn", 62, 3862, NOTRACK, [Impl::Ours; 3], true, 0);
+    three_nodes("kn", 82, 3882, NOTRACK, [Impl::Ours; 3], true, 0);
 }
 
 /// FTFW recovers what is lost, per sender, with three senders on one group.
@@ -393,7 +393,7 @@ fn cluster3_notrack_ours() {
             17..17 from nodes 1 and 2 right after their ACKs 9..19 and 6..22). A random \
             sequence start (a local experiment) made 20 of 20 runs pass."]
 fn cluster3_ftfw_ours_lossy() {
-    three_nodes("kl", 76, 3876, FTFW, [Impl::Ours; 3], true, 20);
+    three_nodes("kl", 96, 3896, FTFW, [Impl::Ours; 3], true, 20);
 }
 
 /// A node of an FTFW cluster restarts with `StartupResync on`: its RESYNC to the group is
@@ -402,7 +402,7 @@ fn cluster3_ftfw_ours_lossy() {
 /// is tracked separately by each peer).
 #[test]
 fn cluster3_ftfw_restart_resyncs_from_both_peers() {
-    let (net, port) = (77u8, 3877u16);
+    let (net, port) = (97u8, 3897u16);
     let c = cluster("kr", net);
     let conf = |k: usize| {
         mcast_config(
@@ -469,17 +469,17 @@ const MIXED: [Impl; 3] = [Impl::Ours, Impl::Ours, Impl::C];
 
 #[test]
 fn cluster3_ftfw_mixed() {
-    three_nodes("xf", 63, 3863, FTFW, MIXED, false, 0);
+    three_nodes("xf", 83, 3883, FTFW, MIXED, false, 0);
 }
 
 #[test]
 fn cluster3_alarm_mixed() {
-    three_nodes("xa", 64, 3864, ALARM, MIXED, true, 0);
+    three_nodes("xa", 84, 3884, ALARM, MIXED, true, 0);
 }
 
 #[test]
 fn cluster3_notrack_mixed() {
-    three_nodes("xn", 65, 3865, NOTRACK, MIXED, true, 0);
+    three_nodes("xn", 85, 3885, NOTRACK, MIXED, true, 0);
 }
 
 /// Two nodes ([`pair`] `net`), ours and C, syncing in `mode` over `transport`: entries made
@@ -514,42 +514,42 @@ fn start_pair(
 
 #[test]
 fn alarm_mcast_ours_to_c() {
-    two_nodes("am", 66, 3866, "mcast", ALARM, true);
+    two_nodes("am", 86, 3886, "mcast", ALARM, true);
 }
 
 #[test]
 fn alarm_mcast_c_to_ours() {
-    two_nodes("ma", 67, 3867, "mcast", ALARM, false);
+    two_nodes("ma", 87, 3887, "mcast", ALARM, false);
 }
 
 #[test]
 fn notrack_mcast_ours_to_c() {
-    two_nodes("nm", 68, 3868, "mcast", NOTRACK, true);
+    two_nodes("nm", 88, 3888, "mcast", NOTRACK, true);
 }
 
 #[test]
 fn notrack_mcast_c_to_ours() {
-    two_nodes("mn", 69, 3869, "mcast", NOTRACK, false);
+    two_nodes("mn", 89, 3889, "mcast", NOTRACK, false);
 }
 
 #[test]
 fn alarm_tcp_ours_to_c() {
-    two_nodes("at", 70, 3870, "tcp", ALARM, true);
+    two_nodes("at", 90, 3890, "tcp", ALARM, true);
 }
 
 #[test]
 fn alarm_tcp_c_to_ours() {
-    two_nodes("ta", 71, 3871, "tcp", ALARM, false);
+    two_nodes("ta", 91, 3891, "tcp", ALARM, false);
 }
 
 #[test]
 fn notrack_tcp_ours_to_c() {
-    two_nodes("nt", 72, 3872, "tcp", NOTRACK, true);
+    two_nodes("nt", 92, 3892, "tcp", NOTRACK, true);
 }
 
 #[test]
 fn notrack_tcp_c_to_ours() {
-    two_nodes("tn", 73, 3873, "tcp", NOTRACK, false);
+    two_nodes("tn", 93, 3893, "tcp", NOTRACK, false);
 }
 
 /// Label names for the `conntrack` CLI, which sets and prints labels only by name.
@@ -763,10 +763,10 @@ fn labels_replicate(tag: &str, net: u8, port: u16, ours_first: bool) {
 
 #[test]
 fn labels_ours_to_c() {
-    labels_replicate("lo", 74, 3874, true);
+    labels_replicate("lo", 94, 3894, true);
 }
 
 #[test]
 fn labels_c_to_ours() {
-    labels_replicate("lc", 75, 3875, false);
+    labels_replicate("lc", 95, 3895, false);
 }
