@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use crate::util::ct::strip_volatile;
 use crate::util::{
     CDaemon, NetNs, OUR_CONNTRACKD, Veth, ct_insert, ct_list, enable_conntrack, general,
-    udp_config, wait_until,
+    mcast_config, udp_config, wait_until,
 };
 
-const STATS: i32 = 21;
+pub(crate) const STATS: i32 = 21;
 const KILL: i32 = 20;
-const DUMP_INTERNAL: i32 = 16;
+pub(crate) const DUMP_INTERNAL: i32 = 16;
 pub(crate) const DUMP_EXTERNAL: i32 = 17;
 
 /// Two namespaces joined by veth `ia`/`ib` on `10.232.<net>.0/24`, conntrack active in both.
-fn pair(tag: &str, net: u8) -> (NetNs, NetNs, Veth) {
+pub(crate) fn pair(tag: &str, net: u8) -> (NetNs, NetNs, Veth) {
     let a = NetNs::new(&format!("{tag}a"));
     let b = NetNs::new(&format!("{tag}b"));
     let veth = Veth::connect(
@@ -44,21 +44,21 @@ fn conf(side: char, net: u8, port: u16) -> String {
 
 /// FTFW over `transport` ("udp", "mcast" or "tcp") for node `side` of [`pair`] `net`.
 fn conf_t(transport: &str, side: char, net: u8, port: u16) -> String {
+    conf_tm(transport, "Mode FTFW { }", side, net, port)
+}
+
+/// [`conf_t`] with another `Mode` block.
+pub(crate) fn conf_tm(transport: &str, mode: &str, side: char, net: u8, port: u16) -> String {
     let (iface, local, peer) = if side == 'a' {
         ("ia", format!("10.232.{net}.1"), format!("10.232.{net}.2"))
     } else {
         ("ib", format!("10.232.{net}.2"), format!("10.232.{net}.1"))
     };
     match transport {
-        "udp" => udp_config("Mode FTFW { }", iface, &local, &peer, port),
-        "mcast" => format!(
-            "Sync {{\n\tMode FTFW {{ }}\n\tMulticast {{\n\t\tIPv4_address 225.0.0.{net}\n\
-             \t\tGroup {port}\n\t\tIPv4_interface {local}\n\t\tInterface {iface}\n\
-             \t\tChecksum on\n\t}}\n}}\n{}",
-            general("")
-        ),
+        "udp" => udp_config(mode, iface, &local, &peer, port),
+        "mcast" => mcast_config(mode, iface, &local, &format!("225.0.0.{net}"), port),
         "tcp" => format!(
-            "Sync {{\n\tMode FTFW {{ }}\n\tTCP {{\n\t\tIPv4_address {local}\n\
+            "Sync {{\n\t{mode}\n\tTCP {{\n\t\tIPv4_address {local}\n\
              \t\tIPv4_Destination_Address {peer}\n\t\tPort {port}\n\t\tInterface {iface}\n\
              \t\tChecksum on\n\t}}\n}}\n{}",
             general("")
@@ -80,7 +80,7 @@ pub(crate) fn text(d: &CDaemon, code: i32) -> String {
 }
 
 /// A mixed set of entries: TCP in several states, UDP, ICMP, SCTP, a mark and a zone.
-fn insert_entries(ns: &NetNs) {
+pub(crate) fn insert_entries(ns: &NetNs) {
     let e: &[&[&str]] = &[
         &[
             "-p",
@@ -192,7 +192,7 @@ fn insert_entries(ns: &NetNs) {
     }
 }
 
-const N_ENTRIES: usize = 6;
+pub(crate) const N_ENTRIES: usize = 6;
 
 /// IPv6 (TCP, ICMPv6), SNAT and DNAT (IPv4 and IPv6) and a zone with NAT.
 fn insert_nat_v6_entries(ns: &NetNs) {
@@ -326,7 +326,7 @@ pub(crate) fn test_table(ns: &NetNs) -> Vec<String> {
     v
 }
 
-fn count_test_lines(s: &str) -> usize {
+pub(crate) fn count_test_lines(s: &str) -> usize {
     s.lines().filter(|l| is_test_line(l)).count()
 }
 
@@ -436,7 +436,7 @@ fn ours_internal_cache_follows_the_kernel() {
 
 /// Entries made on `src_ns` reach `dst`'s external cache, and after `dst`'s commit its
 /// kernel table equals the source's.
-fn replicate_and_commit(src_ns: &NetNs, dst_ns: &NetNs, dst: &CDaemon, dst_is_c: bool) {
+pub(crate) fn replicate_and_commit(src_ns: &NetNs, dst_ns: &NetNs, dst: &CDaemon, dst_is_c: bool) {
     insert_entries(src_ns);
     let ext = || {
         if dst_is_c {
@@ -977,8 +977,8 @@ fn conf_mode(mode: &str, side: char, net: u8, port: u16) -> String {
     udp_config(mode, iface, &local, &peer, port)
 }
 
-const NOTRACK: &str = "Mode NOTRACK { }";
-const ALARM: &str = "Mode ALARM { RefreshTime 5 CacheTimeout 15 }";
+pub(crate) const NOTRACK: &str = "Mode NOTRACK { }";
+pub(crate) const ALARM: &str = "Mode ALARM { RefreshTime 5 CacheTimeout 15 }";
 
 #[test]
 fn notrack_udp_ours_to_c() {
@@ -1162,7 +1162,7 @@ fn ftfw_udp_expectations_both_directions() {
 
 /// Drops `percent`% of the sync datagrams `ns` sends to UDP port `port` (no netem here:
 /// an nft `numgen` rule in the output hook).
-fn lossy_output(ns: &NetNs, port: u16, percent: u32) {
+pub(crate) fn lossy_output(ns: &NetNs, port: u16, percent: u32) {
     ns.nft(&format!(
         "table ip ctd_loss {{\n chain out {{\n type filter hook output priority 0; policy accept;\n \
          udp dport {port} numgen random mod 100 < {percent} counter drop\n }}\n}}\n"

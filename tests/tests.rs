@@ -3,6 +3,7 @@
 
 mod channel;
 mod check_config;
+mod cluster;
 mod config;
 mod ctl;
 mod failover;

@@ -70,6 +70,24 @@ pub(crate) fn udp_config(mode: &str, iface: &str, local: &str, peer: &str, port:
     )
 }
 
+/// A complete config syncing over IPv4 multicast: `mode` as for [`udp_config`], the group
+/// `group`:`port`, sent and joined on `iface` whose address is `local`.
+pub(crate) fn mcast_config(mode: &str, iface: &str, local: &str, group: &str, port: u16) -> String {
+    format!(
+        "Sync {{\n\
+         \t{mode}\n\
+         \tMulticast {{\n\
+         \t\tIPv4_address {group}\n\
+         \t\tGroup {port}\n\
+         \t\tIPv4_interface {local}\n\
+         \t\tInterface {iface}\n\
+         \t\tChecksum on\n\
+         \t}}\n\
+         }}\n{}",
+        general("")
+    )
+}
+
 /// A running conntrackd in a namespace, stopped (SIGTERM, then SIGKILL after 3 s) and its
 /// directory removed on drop.
 ///

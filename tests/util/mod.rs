@@ -34,7 +34,7 @@ pub(crate) use cmd::{expect_ok, run};
 #[allow(unused_imports)]
 pub(crate) use ct::{ct_count, ct_flush, ct_insert, ct_list, exp_flush, exp_list};
 #[allow(unused_imports)]
-pub(crate) use daemon::{C_CONNTRACKD, CDaemon, OUR_CONNTRACKD, general, udp_config};
+pub(crate) use daemon::{C_CONNTRACKD, CDaemon, OUR_CONNTRACKD, general, mcast_config, udp_config};
 #[allow(unused_imports)]
 pub(crate) use ftp::{FtpSession, make_expectation};
 #[allow(unused_imports)]
