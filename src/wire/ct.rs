@@ -344,6 +344,15 @@ impl Repr {
     /// # Panics
     /// If `buf` is shorter than [`Self::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let n = self.emit_bounded(buf);
+        assert!(n <= buf.len(), "buffer shorter than buffer_len()");
+        n
+    }
+
+    /// Sizes and writes in one pass: returns [`Self::buffer_len`], having written the body
+    /// if that is at most `buf.len()`. If it is larger, `buf` holds only a prefix and must
+    /// not be sent. Never panics.
+    pub fn emit_bounded(&self, buf: &mut [u8]) -> usize {
         let mut w = Writer::new(buf);
         self.write(&mut w);
         w.pos()
