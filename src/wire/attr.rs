@@ -212,16 +212,46 @@ impl<'a> Writer<'a> {
         self.pos = end;
     }
 
-    /// Writes one attribute made of the concatenation of `parts`.
-    pub(crate) fn put(&mut self, ty: u16, parts: &[&[u8]]) {
-        let plen = parts.iter().map(|p| p.len()).sum();
-        self.put_with(ty, plen, |out| {
-            let mut off = 0;
-            for part in parts {
-                out[off..off + part.len()].copy_from_slice(part);
-                off += part.len();
-            }
-        });
+    /// Writes one attribute with a fixed-size payload. The sizes are constants, so this
+    /// compiles to a few stores instead of the generic loop of [`Self::put`] (the fixed-size
+    /// attributes are nearly all of a CT message).
+    #[inline]
+    pub(crate) fn put_array<const N: usize>(&mut self, ty: u16, payload: [u8; N]) {
+        let total = HEADER_LEN + N;
+        let end = self.pos + align4(total);
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            let (hdr, rest) = dst.split_at_mut(HEADER_LEN);
+            let (body, pad) = rest.split_at_mut(N);
+            // N is at most 36 (a pair of IPv6 addresses).
+            hdr[..2].copy_from_slice(&(total as u16).to_be_bytes());
+            hdr[2..].copy_from_slice(&ty.to_be_bytes());
+            body.copy_from_slice(&payload);
+            pad.fill(0);
+        }
+        self.pos = end;
+    }
+
+    /// Writes one attribute made of a variable-length payload (names).
+    pub(crate) fn put(&mut self, ty: u16, payload: &[u8]) {
+        self.put_with(ty, payload.len(), |out| out.copy_from_slice(payload));
+    }
+
+    /// Writes one attribute made of two halves (a source and a destination).
+    #[inline]
+    pub(crate) fn put_pair<const N: usize>(&mut self, ty: u16, a: [u8; N], b: [u8; N]) {
+        let total = HEADER_LEN + 2 * N;
+        let end = self.pos + align4(total);
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            let (hdr, rest) = dst.split_at_mut(HEADER_LEN);
+            let (first, rest) = rest.split_at_mut(N);
+            let (second, pad) = rest.split_at_mut(N);
+            hdr[..2].copy_from_slice(&(total as u16).to_be_bytes());
+            hdr[2..].copy_from_slice(&ty.to_be_bytes());
+            first.copy_from_slice(&a);
+            second.copy_from_slice(&b);
+            pad.fill(0);
+        }
+        self.pos = end;
     }
 
     /// Writes one attribute made of BE32 words.
@@ -234,19 +264,19 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn put_u8(&mut self, ty: u16, v: u8) {
-        self.put(ty, &[&[v]]);
+        self.put_array(ty, [v]);
     }
 
     pub(crate) fn put_be16(&mut self, ty: u16, v: u16) {
-        self.put(ty, &[&v.to_be_bytes()]);
+        self.put_array(ty, v.to_be_bytes());
     }
 
     pub(crate) fn put_le16(&mut self, ty: u16, v: u16) {
-        self.put(ty, &[&v.to_le_bytes()]);
+        self.put_array(ty, v.to_le_bytes());
     }
 
     pub(crate) fn put_be32(&mut self, ty: u16, v: u32) {
-        self.put(ty, &[&v.to_be_bytes()]);
+        self.put_array(ty, v.to_be_bytes());
     }
 }
 

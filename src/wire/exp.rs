@@ -196,7 +196,7 @@ impl Repr {
         }
         // NAT part: note the sender writes L4PROTO (17) before PORT (16) (§8).
         if let Some((src, dst)) = self.nat.addrs {
-            w.put(T::NTA_EXP_NAT_IPV4.0, &[&src.octets(), &dst.octets()]);
+            w.put_pair(T::NTA_EXP_NAT_IPV4.0, src.octets(), dst.octets());
         }
         if let Some(p) = self.nat.l4proto {
             w.put_u8(T::NTA_EXP_NAT_L4PROTO.0, p);
@@ -208,10 +208,10 @@ impl Repr {
             w.put_be32(T::NTA_EXP_NAT_DIR.0, d);
         }
         if let Some(h) = &self.helper_name {
-            w.put(T::NTA_EXP_HELPER_NAME.0, &[h.raw()]);
+            w.put(T::NTA_EXP_HELPER_NAME.0, h.raw());
         }
         if let Some(f) = &self.expect_fn {
-            w.put(T::NTA_EXP_FN.0, &[f.raw()]);
+            w.put(T::NTA_EXP_FN.0, f.raw());
         }
     }
 }
