@@ -286,7 +286,7 @@ impl Worker {
             }
         };
         self.out.push(TxItem {
-            key: TxKey::Exp(key),
+            key: TxKey::Exp(Box::new(key)),
             msg_type,
             repr: TxPayload::Exp(repr),
             send_now,
@@ -331,7 +331,7 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_exp(key, false);
             }
-            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(key)),
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(Box::new(key))),
             _ => {}
         }
     }
@@ -395,7 +395,7 @@ impl Worker {
                 let _ = self.external_exp.handle_peer(
                     secs,
                     PeerMsg::Delete,
-                    key,
+                    *key,
                     &exp::Repr::default(),
                 );
                 return;
@@ -499,7 +499,11 @@ impl Worker {
                             .internal
                             .iter()
                             .map(|(k, _)| TxKey::Ct(*k))
-                            .chain(self.internal_exp.iter().map(|(k, _)| TxKey::Exp(*k)))
+                            .chain(
+                                self.internal_exp
+                                    .iter()
+                                    .map(|(k, _)| TxKey::Exp(Box::new(*k))),
+                            )
                             .collect();
                         for k in keys {
                             self.forget(k);
