@@ -10,9 +10,10 @@
 # regression signal on the shared 2-core VM where ns/op move by 20-50 %.
 #
 # `--bench micro-link` instead counts `link_events` of bench/micro/link.rs: the link thread's
-# per-event work (payload map, FTFW queues, datagrams, ACKs); it has no stages.
+# per-event work (payload map, FTFW queues, datagrams, ACKs); `--bench micro-hop` counts
+# `hop_events` of bench/micro/hop.rs: parse + reader → worker ring hop. Neither has stages.
 #
-# Usage: perf/callgrind.sh [--bench micro-hotpath|micro-link] [--stage parse|route|cache|encode]
+# Usage: perf/callgrind.sh [--bench micro-hotpath|micro-link|micro-hop] [--stage parse|route|cache|encode]
 #                          [-- extra bench args]
 # Env:   FLOWS (default 20000), LIVE (10000), SHARDS (2), OUT (target/callgrind)
 # Output: one line per stage, "instructions/event", then the top functions (self cost) of the
@@ -33,12 +34,13 @@ while [ $# -gt 0 ]; do
         --stage) stages=("$2"); shift 2 ;;
         --bench) bench=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        *) echo "usage: $0 [--bench micro-hotpath|micro-link] [--stage parse|route|cache|encode] [-- bench args]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bench micro-hotpath|micro-link|micro-hop] [--stage parse|route|cache|encode] [-- bench args]" >&2; exit 2 ;;
     esac
 done
 case "$bench" in
     micro-hotpath) toggle='*replicate_events*' ;;
     micro-link) toggle='*link_events*'; stages=(link) ;;
+    micro-hop) toggle='*hop_events*'; stages=(hop) ;;
     *) echo "--bench: micro-hotpath or micro-link" >&2; exit 2 ;;
 esac
 
@@ -61,6 +63,8 @@ for st in "${stages[@]}"; do
     # make). With `env -i` the count only depends on the binary and the arguments.
     if [ "$bench" = micro-link ]; then
         args=(--runs 1 --flows "$FLOWS" --live "$LIVE")
+    elif [ "$bench" = micro-hop ]; then
+        args=(--runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS")
     else
         args=(--stage "$st" --runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS")
     fi

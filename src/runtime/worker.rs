@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span, warn};
 
-use super::ring::{Consumer, Producer};
+use super::ring::{self, Consumer, Producer};
 use super::wake::Waker;
 use crate::cache::convert::{self, SendPolicy};
 use crate::cache::exp::apply_exp_send_policy;
@@ -144,12 +144,8 @@ impl Worker {
             if n_ev + n_peer + n_cmd > 0 {
                 // One clock read per batch.
                 let now = Instant::now();
-                for ev in events.drain(..) {
-                    self.on_kernel(now, &ev);
-                }
-                for ev in exp_events.drain(..) {
-                    self.on_kernel_exp(now, &ev);
-                }
+                ring::consume(&mut events, |ev| self.on_kernel(now, ev));
+                ring::consume(&mut exp_events, |ev| self.on_kernel_exp(now, ev));
                 for p in peer.drain(..) {
                     self.on_peer(now, p);
                 }
