@@ -62,7 +62,7 @@ clean:
 
 # Hot-path micro-benchmarks (bench/micro/*.rs): plain mains printing ns/op, each under ~10 s.
 # Absolute numbers are noisy on a shared VM; `make profile` gives the repeatable counts.
-MICRO_BENCHES := micro-wire micro-netlink micro-cache micro-filter micro-ring micro-hotpath
+MICRO_BENCHES := micro-wire micro-netlink micro-cache micro-filter micro-ring micro-hotpath micro-link micro-hop
 .PHONY: bench-micro profile
 bench-micro:
 	$(CARGO) build --release -p conntrackd-bench

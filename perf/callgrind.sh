@@ -9,7 +9,12 @@
 # instructions in 368M (the caches' hashers take a random seed), which makes them the
 # regression signal on the shared 2-core VM where ns/op move by 20-50 %.
 #
-# Usage: perf/callgrind.sh [--stage parse|route|cache|encode] [-- extra micro-hotpath args]
+# `--bench micro-link` instead counts `link_events` of bench/micro/link.rs: the link thread's
+# per-event work (payload map, FTFW queues, datagrams, ACKs); `--bench micro-hop` counts
+# `hop_events` of bench/micro/hop.rs: parse + reader → worker ring hop. Neither has stages.
+#
+# Usage: perf/callgrind.sh [--bench micro-hotpath|micro-link|micro-hop] [--stage parse|route|cache|encode]
+#                          [-- extra bench args]
 # Env:   FLOWS (default 20000), LIVE (10000), SHARDS (2), OUT (target/callgrind)
 # Output: one line per stage, "instructions/event", then the top functions (self cost) of the
 #         full path; the raw callgrind.out.* files stay in $OUT for callgrind_annotate or
@@ -22,22 +27,30 @@ LIVE=${LIVE:-10000}
 SHARDS=${SHARDS:-2}
 OUT=${OUT:-target/callgrind}
 stages=(parse route cache encode)
+bench=micro-hotpath
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stages=("$2"); shift 2 ;;
+        --bench) bench=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        *) echo "usage: $0 [--stage parse|route|cache|encode] [-- micro-hotpath args]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--bench micro-hotpath|micro-link|micro-hop] [--stage parse|route|cache|encode] [-- bench args]" >&2; exit 2 ;;
     esac
 done
+case "$bench" in
+    micro-hotpath) toggle='*replicate_events*' ;;
+    micro-link) toggle='*link_events*'; stages=(link) ;;
+    micro-hop) toggle='*hop_events*'; stages=(hop) ;;
+    *) echo "--bench: micro-hotpath or micro-link" >&2; exit 2 ;;
+esac
 
 if ! command -v valgrind >/dev/null; then
     echo "valgrind not found: installing Debian's valgrind" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind >&2
 fi
 
-cargo build --release -q -p conntrackd-bench --bin micro-hotpath
-bin=target/release/micro-hotpath
+cargo build --release -q -p conntrackd-bench --bin "$bench"
+bin=target/release/$bench
 mkdir -p "$OUT"
 
 echo "callgrind: $bin, $FLOWS flows x 3 events, ~$LIVE live, $SHARDS shards; $(valgrind --version); $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -48,10 +61,16 @@ for st in "${stages[@]}"; do
     # A fixed, minimal environment: its size moves the initial stack and heap, and with them
     # the alignment-dependent paths of memcpy (about 0.4 % of the count between a shell and
     # make). With `env -i` the count only depends on the binary and the arguments.
+    if [ "$bench" = micro-link ]; then
+        args=(--runs 1 --flows "$FLOWS" --live "$LIVE")
+    elif [ "$bench" = micro-hop ]; then
+        args=(--runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS")
+    else
+        args=(--stage "$st" --runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS")
+    fi
     env -i PATH=/usr/bin:/bin valgrind --tool=callgrind --callgrind-out-file="$cg" \
-        --toggle-collect='*replicate_events*' \
-        "$bin" --stage "$st" --runs 1 --flows "$FLOWS" --live "$LIVE" --shards "$SHARDS" \
-        ${extra[@]+"${extra[@]}"} >"$log" 2>"$log.valgrind"
+        --toggle-collect="$toggle" \
+        "$bin" "${args[@]}" ${extra[@]+"${extra[@]}"} >"$log" 2>"$log.valgrind"
     events=$(sed -n 's/^events: \([0-9]*\).*/\1/p' "$log")
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log.valgrind")
     if [ -z "$events" ] || [ -z "$ir" ]; then

@@ -88,7 +88,7 @@ impl Dispatcher {
             };
             let s = exp_shard_of(&key, self.rings.len());
             self.touched
-                .push((TxKey::Exp(key), msg_type == MsgType::EXP_DEL));
+                .push((TxKey::Exp(Box::new(key)), msg_type == MsgType::EXP_DEL));
             self.pending[s].push(PeerItem::Exp { msg_type, repr });
             return;
         }
@@ -117,7 +117,7 @@ impl Dispatcher {
             TxKey::Ct(k) => shard_of(k, self.rings.len()),
             TxKey::Exp(k) => exp_shard_of(k, self.rings.len()),
         };
-        self.pending[s].push(PeerItem::Expire(*key));
+        self.pending[s].push(PeerItem::Expire(key.clone()));
     }
 
     /// Asks every shard to queue its whole internal cache (a peer sent RESYNC).

@@ -240,7 +240,7 @@ impl Endpoint {
                 if *del {
                     e.forget_foreign(k);
                 } else {
-                    e.refresh_foreign(now, *k);
+                    e.refresh_foreign(now, k.clone());
                 }
             }
         }
@@ -399,7 +399,9 @@ impl LinkThread {
                             self.ep.forget(&it.key);
                             continue;
                         }
-                        self.pending.0.insert(it.key, (it.msg_type, it.repr));
+                        self.pending
+                            .0
+                            .insert(it.key.clone(), (it.msg_type, it.repr));
                         self.ep.queue_item(now, it.key, it.send_now);
                     }
                 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span, warn};
 
-use super::ring::{Consumer, Producer};
+use super::ring::{self, Consumer, Producer};
 use super::wake::Waker;
 use crate::cache::convert::{self, SendPolicy};
 use crate::cache::exp::apply_exp_send_policy;
@@ -148,12 +148,8 @@ impl Worker {
             if n_ev + n_peer + n_cmd > 0 {
                 // One clock read per batch.
                 let now = Instant::now();
-                for ev in events.drain(..) {
-                    self.on_kernel(now, &ev);
-                }
-                for ev in exp_events.drain(..) {
-                    self.on_kernel_exp(now, &ev);
-                }
+                ring::consume(&mut events, |ev| self.on_kernel(now, ev));
+                ring::consume(&mut exp_events, |ev| self.on_kernel_exp(now, ev));
                 for p in peer.drain(..) {
                     self.on_peer(now, p);
                 }
@@ -290,7 +286,7 @@ impl Worker {
             }
         };
         self.out.push(TxItem {
-            key: TxKey::Exp(key),
+            key: TxKey::Exp(Box::new(key)),
             msg_type,
             repr: TxPayload::Exp(repr),
             send_now,
@@ -335,7 +331,7 @@ impl Worker {
             Outcome::Applied { .. } if self.cfg.track_all && kind != CacheEvent::Destroy => {
                 self.emit_exp(key, false);
             }
-            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(key)),
+            Outcome::Applied { .. } if self.cfg.track_all => self.forget(TxKey::Exp(Box::new(key))),
             _ => {}
         }
     }
@@ -404,7 +400,7 @@ impl Worker {
                 let _ = self.external_exp.handle_peer(
                     secs,
                     PeerMsg::Delete,
-                    key,
+                    *key,
                     &exp::Repr::default(),
                 );
                 return;
@@ -510,7 +506,11 @@ impl Worker {
                             .internal
                             .iter()
                             .map(|(k, _)| TxKey::Ct(*k))
-                            .chain(self.internal_exp.iter().map(|(k, _)| TxKey::Exp(*k)))
+                            .chain(
+                                self.internal_exp
+                                    .iter()
+                                    .map(|(k, _)| TxKey::Exp(Box::new(*k))),
+                            )
                             .collect();
                         for k in keys {
                             self.forget(k);

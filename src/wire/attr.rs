@@ -165,29 +165,33 @@ impl<'a> Iterator for AttrIter<'a> {
 
 /// Appends attributes to a message body, zero-filling the padding (§6).
 ///
-/// A writer made by [`Writer::counter`] only counts, so that `buffer_len()` and `emit()`
-/// share one code path and cannot disagree. The caller sizes the buffer with that count;
-/// writing past its end panics, which would be a bug in this module, not bad input.
+/// The writer never writes past the end of its buffer and never panics: an attribute that
+/// does not fit is skipped but still counted, so [`Writer::pos`] always ends at the exact
+/// length of the whole body. Positions only grow, so once one attribute is skipped every
+/// later one is too: the body was written completely iff `pos() <= buf.len()`. The caller
+/// can therefore serialise in one pass into whatever room it has, instead of
+/// sizing the message first and writing it second. [`Writer::counter`] (an empty buffer)
+/// only counts, so `buffer_len()` and `emit()` share one code path and cannot disagree.
 #[derive(Debug)]
 pub(crate) struct Writer<'a> {
-    buf: Option<&'a mut [u8]>,
+    buf: &'a mut [u8],
     pos: usize,
 }
 
 impl<'a> Writer<'a> {
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        Self {
-            buf: Some(buf),
-            pos: 0,
-        }
+        Self { buf, pos: 0 }
     }
 
     /// A writer that only counts bytes.
     pub(crate) fn counter() -> Self {
-        Self { buf: None, pos: 0 }
+        Self {
+            buf: &mut [],
+            pos: 0,
+        }
     }
 
-    /// Bytes written so far, padding included.
+    /// Bytes the attributes so far need, padding included (written or not).
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
@@ -196,8 +200,8 @@ impl<'a> Writer<'a> {
     pub(crate) fn put_with(&mut self, ty: u16, plen: usize, fill: impl FnOnce(&mut [u8])) {
         let total = HEADER_LEN + plen;
         let end = self.pos + align4(total);
-        if let Some(buf) = self.buf.as_deref_mut() {
-            let mut p = Packet::new_unchecked(&mut buf[self.pos..end]);
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            let mut p = Packet::new_unchecked(dst);
             // Payloads are bounded by the attribute tables (at most 1024 bytes).
             p.set_len(total as u16);
             p.set_attr_type(ty);
@@ -208,16 +212,46 @@ impl<'a> Writer<'a> {
         self.pos = end;
     }
 
-    /// Writes one attribute made of the concatenation of `parts`.
-    pub(crate) fn put(&mut self, ty: u16, parts: &[&[u8]]) {
-        let plen = parts.iter().map(|p| p.len()).sum();
-        self.put_with(ty, plen, |out| {
-            let mut off = 0;
-            for part in parts {
-                out[off..off + part.len()].copy_from_slice(part);
-                off += part.len();
-            }
-        });
+    /// Writes one attribute with a fixed-size payload. The sizes are constants, so this
+    /// compiles to a few stores instead of the generic loop of [`Self::put`] (the fixed-size
+    /// attributes are nearly all of a CT message).
+    #[inline]
+    pub(crate) fn put_array<const N: usize>(&mut self, ty: u16, payload: [u8; N]) {
+        let total = HEADER_LEN + N;
+        let end = self.pos + align4(total);
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            let (hdr, rest) = dst.split_at_mut(HEADER_LEN);
+            let (body, pad) = rest.split_at_mut(N);
+            // N is at most 36 (a pair of IPv6 addresses).
+            hdr[..2].copy_from_slice(&(total as u16).to_be_bytes());
+            hdr[2..].copy_from_slice(&ty.to_be_bytes());
+            body.copy_from_slice(&payload);
+            pad.fill(0);
+        }
+        self.pos = end;
+    }
+
+    /// Writes one attribute made of a variable-length payload (names).
+    pub(crate) fn put(&mut self, ty: u16, payload: &[u8]) {
+        self.put_with(ty, payload.len(), |out| out.copy_from_slice(payload));
+    }
+
+    /// Writes one attribute made of two halves (a source and a destination).
+    #[inline]
+    pub(crate) fn put_pair<const N: usize>(&mut self, ty: u16, a: [u8; N], b: [u8; N]) {
+        let total = HEADER_LEN + 2 * N;
+        let end = self.pos + align4(total);
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            let (hdr, rest) = dst.split_at_mut(HEADER_LEN);
+            let (first, rest) = rest.split_at_mut(N);
+            let (second, pad) = rest.split_at_mut(N);
+            hdr[..2].copy_from_slice(&(total as u16).to_be_bytes());
+            hdr[2..].copy_from_slice(&ty.to_be_bytes());
+            first.copy_from_slice(&a);
+            second.copy_from_slice(&b);
+            pad.fill(0);
+        }
+        self.pos = end;
     }
 
     /// Writes one attribute made of BE32 words.
@@ -230,19 +264,19 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn put_u8(&mut self, ty: u16, v: u8) {
-        self.put(ty, &[&[v]]);
+        self.put_array(ty, [v]);
     }
 
     pub(crate) fn put_be16(&mut self, ty: u16, v: u16) {
-        self.put(ty, &[&v.to_be_bytes()]);
+        self.put_array(ty, v.to_be_bytes());
     }
 
     pub(crate) fn put_le16(&mut self, ty: u16, v: u16) {
-        self.put(ty, &[&v.to_le_bytes()]);
+        self.put_array(ty, v.to_le_bytes());
     }
 
     pub(crate) fn put_be32(&mut self, ty: u16, v: u32) {
-        self.put(ty, &[&v.to_be_bytes()]);
+        self.put_array(ty, v.to_be_bytes());
     }
 }
 
@@ -312,6 +346,24 @@ mod test {
         w.put_le16(14, 50000);
         assert_eq!(w.pos(), 16);
         assert_eq!(buf, BODY);
+    }
+
+    #[test]
+    fn test_construct_short_buffer_counts_on() {
+        // Room for the first attribute only: the second is skipped, not cut, and still
+        // counted, so the total is known after one pass.
+        let mut buf = [0xffu8; 12];
+        let mut w = Writer::new(&mut buf);
+        w.put_u8(2, 6);
+        assert_eq!(w.pos(), 8);
+        w.put_le16(14, 50000);
+        assert_eq!(w.pos(), 16);
+        assert_eq!(buf[..8], BODY[..8]);
+        assert_eq!(buf[8..], [0xff; 4]);
+        let mut c = Writer::counter();
+        c.put_u8(2, 6);
+        c.put_le16(14, 50000);
+        assert_eq!(c.pos(), 16);
     }
 
     #[test]

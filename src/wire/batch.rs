@@ -110,46 +110,61 @@ impl Outgoing<'_> {
         }
     }
 
-    /// Total message length: header, attributes, padding.
-    pub fn buffer_len(&self) -> usize {
-        let hdr = if header::has_range(self.msg_type(), self.flags()) {
+    fn header_len(&self) -> usize {
+        if header::has_range(self.msg_type(), self.flags()) {
             header::RANGE_HEADER_LEN
         } else {
             header::HEADER_LEN
-        };
-        hdr + match *self {
-            Self::Ct { repr, .. } => repr.buffer_len(),
-            Self::Exp { repr, .. } => repr.buffer_len(),
-            Self::Control { .. } => 0,
         }
+    }
+
+    /// Total message length: header, attributes, padding.
+    pub fn buffer_len(&self) -> usize {
+        self.header_len()
+            + match *self {
+                Self::Ct { repr, .. } => repr.buffer_len(),
+                Self::Exp { repr, .. } => repr.buffer_len(),
+                Self::Control { .. } => 0,
+            }
     }
 
     /// Serialises the message with sequence number `seq` into the front of `buf` and returns
     /// its length.
     pub fn emit(&self, seq: u32, buf: &mut [u8]) -> Result<usize, Error> {
-        self.check()?;
-        let len = self.buffer_len();
-        let len16 = u16::try_from(len).map_err(|_| Error::Unencodable("message over 64 KiB"))?;
-        if buf.len() < len {
+        let len = self.emit_bounded(seq, buf)?;
+        if len > buf.len() {
             return Err(Error::TooBig);
         }
-        let hdr = header::Repr {
-            msg_type: self.msg_type(),
-            flags: self.flags(),
-            len: len16,
-            seq,
-            range: match *self {
-                Self::Control { range, .. } => range,
-                _ => None,
-            },
-        };
-        let hlen = hdr.buffer_len();
-        hdr.emit(&mut Packet::new_unchecked(&mut buf[..hlen]));
-        match *self {
-            Self::Ct { repr, .. } => repr.emit(&mut buf[hlen..len]),
-            Self::Exp { repr, .. } => repr.emit(&mut buf[hlen..len]),
+        Ok(len)
+    }
+
+    /// Sizes and serialises in one pass (the hot path: no separate sizing pass). Returns the
+    /// message length, having written the message if that is at most `buf.len()`; if it is
+    /// larger, `buf` holds an unusable prefix.
+    fn emit_bounded(&self, seq: u32, buf: &mut [u8]) -> Result<usize, Error> {
+        self.check()?;
+        let hlen = self.header_len();
+        let body = buf.get_mut(hlen..).unwrap_or_default();
+        let blen = match *self {
+            Self::Ct { repr, .. } => repr.emit_bounded(body),
+            Self::Exp { repr, .. } => repr.emit_bounded(body),
             Self::Control { .. } => 0,
         };
+        let len = hlen + blen;
+        let len16 = u16::try_from(len).map_err(|_| Error::Unencodable("message over 64 KiB"))?;
+        if len <= buf.len() {
+            let hdr = header::Repr {
+                msg_type: self.msg_type(),
+                flags: self.flags(),
+                len: len16,
+                seq,
+                range: match *self {
+                    Self::Control { range, .. } => range,
+                    _ => None,
+                },
+            };
+            hdr.emit(&mut Packet::new_unchecked(&mut buf[..hlen]));
+        }
         Ok(len)
     }
 }
@@ -179,17 +194,17 @@ impl<'b> Datagram<'b> {
     /// [`Self::as_bytes`], [`Self::clear`] and push again (no number was taken).
     /// [`Error::TooBig`]: it would not fit even in an empty datagram.
     pub fn push(&mut self, seq: &mut SeqCounter, msg: &Outgoing<'_>) -> Result<u32, Error> {
-        msg.check()?;
-        let len = msg.buffer_len();
+        let s = seq.peek();
+        // One pass writes the message behind the ones already there and measures it; if it
+        // turns out not to fit, `used` stays put and the partial bytes beyond it are ignored.
+        let len = msg.emit_bounded(s, &mut self.buf[self.used..self.cap])?;
         if len > self.cap {
             return Err(Error::TooBig);
         }
         if self.used + len > self.cap {
             return Err(Error::Full);
         }
-        let s = seq.peek();
-        let n = msg.emit(s, &mut self.buf[self.used..self.cap])?;
-        self.used += n;
+        self.used += len;
         seq.next();
         Ok(s)
     }

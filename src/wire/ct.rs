@@ -344,6 +344,15 @@ impl Repr {
     /// # Panics
     /// If `buf` is shorter than [`Self::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let n = self.emit_bounded(buf);
+        assert!(n <= buf.len(), "buffer shorter than buffer_len()");
+        n
+    }
+
+    /// Sizes and writes in one pass: returns [`Self::buffer_len`], having written the body
+    /// if that is at most `buf.len()`. If it is larger, `buf` holds only a prefix and must
+    /// not be sent. Never panics.
+    pub fn emit_bounded(&self, buf: &mut [u8]) -> usize {
         let mut w = Writer::new(buf);
         self.write(&mut w);
         w.pos()
@@ -384,16 +393,16 @@ impl Repr {
         }
         // NAT (§6.2 step 8): addresses in network order (1.4.7), ports little-endian (§7).
         if let Some(a) = self.snat_ipv4 {
-            w.put(T::NTA_SNAT_IPV4.0, &[&a.octets()]);
+            w.put_array(T::NTA_SNAT_IPV4.0, a.octets());
         }
         if let Some(a) = self.dnat_ipv4 {
-            w.put(T::NTA_DNAT_IPV4.0, &[&a.octets()]);
+            w.put_array(T::NTA_DNAT_IPV4.0, a.octets());
         }
         if let Some(a) = self.snat_ipv6 {
-            w.put(T::NTA_SNAT_IPV6.0, &[&a.octets()]);
+            w.put_array(T::NTA_SNAT_IPV6.0, a.octets());
         }
         if let Some(a) = self.dnat_ipv6 {
-            w.put(T::NTA_DNAT_IPV6.0, &[&a.octets()]);
+            w.put_array(T::NTA_DNAT_IPV6.0, a.octets());
         }
         if let Some(v) = self.spat_port {
             w.put_le16(T::NTA_SPAT_PORT.0, v);
@@ -413,7 +422,7 @@ impl Repr {
             w.put_be32s(T::NTA_NAT_SEQ_ADJ.0, &v);
         }
         if let Some(h) = &self.helper_name {
-            w.put(T::NTA_HELPER_NAME.0, &[h.raw()]);
+            w.put(T::NTA_HELPER_NAME.0, h.raw());
         }
         if let Some(l) = &self.labels {
             l.put(w);

@@ -136,18 +136,28 @@ impl Repr {
         Ok(r)
     }
 
-    /// Exact number of body bytes [`Self::emit`] writes.
+    /// Exact number of body bytes [`Self::emit`] writes (padding included, header excluded).
     pub fn buffer_len(&self) -> usize {
         let mut w = Writer::counter();
         self.write(&mut w);
         w.pos()
     }
 
-    /// Writes the body in the 1.4.7 sender's order (§8) and returns the bytes written.
+    /// Writes the body in the 1.4.7 sender's order (§8) and returns the bytes written
+    /// (= [`Self::buffer_len`]).
     ///
     /// # Panics
     /// If `buf` is shorter than [`Self::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let n = self.emit_bounded(buf);
+        assert!(n <= buf.len(), "buffer shorter than buffer_len()");
+        n
+    }
+
+    /// Sizes and writes in one pass: returns [`Self::buffer_len`], having written the body
+    /// if that is at most `buf.len()`. If it is larger, `buf` holds only a prefix and must
+    /// not be sent. Never panics.
+    pub fn emit_bounded(&self, buf: &mut [u8]) -> usize {
         let mut w = Writer::new(buf);
         self.write(&mut w);
         w.pos()
@@ -186,7 +196,7 @@ impl Repr {
         }
         // NAT part: note the sender writes L4PROTO (17) before PORT (16) (§8).
         if let Some((src, dst)) = self.nat.addrs {
-            w.put(T::NTA_EXP_NAT_IPV4.0, &[&src.octets(), &dst.octets()]);
+            w.put_pair(T::NTA_EXP_NAT_IPV4.0, src.octets(), dst.octets());
         }
         if let Some(p) = self.nat.l4proto {
             w.put_u8(T::NTA_EXP_NAT_L4PROTO.0, p);
@@ -198,10 +208,10 @@ impl Repr {
             w.put_be32(T::NTA_EXP_NAT_DIR.0, d);
         }
         if let Some(h) = &self.helper_name {
-            w.put(T::NTA_EXP_HELPER_NAME.0, &[h.raw()]);
+            w.put(T::NTA_EXP_HELPER_NAME.0, h.raw());
         }
         if let Some(f) = &self.expect_fn {
-            w.put(T::NTA_EXP_FN.0, &[f.raw()]);
+            w.put(T::NTA_EXP_FN.0, f.raw());
         }
     }
 }

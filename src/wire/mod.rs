@@ -14,9 +14,11 @@
 //! Every view (`Packet<T>`) has `new_unchecked`, `check_len` and `new_checked`. After
 //! `check_len` succeeds no accessor of that view can panic, whatever the bytes are. Parsers
 //! (`Repr::parse`, the iterators) only go through checked views, so malformed peer input
-//! always ends in a typed [`Error`], never a panic. Emission works the other way round: the
-//! caller sizes the buffer with `buffer_len()` and `emit` writes through unchecked views;
-//! `new_checked` is never used for emission.
+//! always ends in a typed [`Error`], never a panic. Emission works the other way round: it
+//! writes through unchecked views into a range it has bounds-checked itself, and
+//! `new_checked` is never used for emission. A message is sized and written in one pass
+//! (`emit_bounded`): an attribute that does not fit is counted but not written, so the
+//! length comes out exact either way and a datagram knows afterwards whether it fitted.
 //!
 //! # Checksum
 //!

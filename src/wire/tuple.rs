@@ -43,8 +43,8 @@ impl Addrs {
     /// Writes the addresses as `v4_type` or `v6_type`, network order.
     pub(crate) fn put(&self, w: &mut Writer<'_>, v4_type: u16, v6_type: u16) {
         match self {
-            Self::V4 { src, dst } => w.put(v4_type, &[&src.octets(), &dst.octets()]),
-            Self::V6 { src, dst } => w.put(v6_type, &[&src.octets(), &dst.octets()]),
+            Self::V4 { src, dst } => w.put_pair(v4_type, src.octets(), dst.octets()),
+            Self::V6 { src, dst } => w.put_pair(v6_type, src.octets(), dst.octets()),
         }
     }
 }
@@ -67,7 +67,7 @@ impl Ports {
     }
 
     pub(crate) fn put(&self, w: &mut Writer<'_>, ty: u16) {
-        w.put(ty, &[&self.src.to_be_bytes(), &self.dst.to_be_bytes()]);
+        w.put_pair(ty, self.src.to_be_bytes(), self.dst.to_be_bytes());
     }
 }
 

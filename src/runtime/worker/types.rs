@@ -1,6 +1,8 @@
 //! The items that travel on the worker's rings: kernel events in, peer data in, control
 //! commands in, transmit requests out.
 
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::mpsc::Sender;
 
 use crate::cache::{CtKey, ExpKey, Secs};
@@ -48,7 +50,7 @@ pub struct KernelEvent {
 /// Something received from a peer for this shard.
 // Not boxed: the data variant is the common one, and the rings move whole batches.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum PeerItem {
     /// A CT_NEW / CT_UPD / CT_DEL payload.
     Ct {
@@ -82,12 +84,55 @@ pub struct ExpEvent {
 }
 
 /// What the link thread keys its queues by: a conntrack or an expectation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The link thread stores this key in every queue it keeps (the payload map, FTFW's
+/// position map, transmit queue and resend queue), and the resend queue's B-tree moves
+/// entries around on every ACK. An `ExpKey` is 116 bytes, against 40 for a `CtKey`, so it is
+/// boxed: expectations are rare, and every conntrack key then takes 48 bytes instead of 118
+/// (see `bench/RESULTS.md`, "Optimisations").
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxKey {
     /// A conntrack.
     Ct(CtKey),
     /// An expectation.
-    Exp(ExpKey),
+    Exp(Box<ExpKey>),
+}
+
+/// An address as one integer, for hashing.
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => v6.to_bits(),
+    }
+}
+
+impl Hash for TxKey {
+    /// Three words for a conntrack key instead of the ten hasher calls the derived `Hash`
+    /// makes (a length prefix and a byte slice per address, one call per small field). The
+    /// link thread hashes each key about seven times per event. Consistent with `Eq`: the
+    /// words are functions of the compared fields.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Ct(k) => {
+                let t = k.tuple();
+                let (a, b) = t.l4();
+                state.write_u64(
+                    u64::from(a)
+                        | u64::from(b) << 16
+                        | u64::from(k.zone()) << 32
+                        | u64::from(t.l4proto()) << 48
+                        | u64::from(t.family()) << 56,
+                );
+                state.write_u128(addr_bits(t.src()));
+                state.write_u128(addr_bits(t.dst()));
+            }
+            Self::Exp(k) => {
+                // A marker no conntrack key writes first (family 0 with protocol 255).
+                state.write_u64(0x00ff << 48);
+                k.hash(state);
+            }
+        }
+    }
 }
 
 /// The payload of a [`TxItem`].
@@ -100,7 +145,7 @@ pub enum TxPayload {
 }
 
 /// One request to the link thread: send this object's current state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TxItem {
     /// The object.
     pub key: TxKey,
@@ -162,4 +207,19 @@ pub enum Cmd {
     /// Overrun resync: apply and replicate these dumped entries (this shard's share of the
     /// whole table), then mark every other cached entry DEAD and replicate its DEL.
     Resync(Vec<KernelEvent>),
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn test_tx_key_stays_small() {
+        // Every queue of the link thread holds one per object in flight (see TxKey).
+        assert!(
+            size_of::<TxKey>() <= 48,
+            "TxKey is {} bytes",
+            size_of::<TxKey>()
+        );
+    }
 }
