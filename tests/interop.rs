@@ -1368,6 +1368,27 @@ fn ftfw_redundant_link_down_mid_stream_loses_nothing() {
     }
 }
 
+/// Graceful shutdown: SIGTERM right after a burst. The daemon sends what it still has
+/// queued and waits (briefly) for the peer's ACKs before it exits, so the peer ends up
+/// with everything; the C daemon just exits.
+#[test]
+fn sigterm_after_burst_loses_nothing() {
+    const N: u32 = 20_000;
+    let (a, b, _veth) = pair("gs", 74);
+    let mut da = ours(&a, &conf('a', 74, 3874));
+    let db = ours(&b, &conf('b', 74, 3874));
+    // Past the handshake, so that only the shutdown is under test.
+    wait_until(Duration::from_secs(5), "handshake", || {
+        text(&da, STATS).contains("Pckts recv") && active(&db, 1) > 0
+    });
+    bulk_create(&a, N);
+    let status = da.stop();
+    assert!(status.success(), "{status:?}\n{}", da.log());
+    wait_until(Duration::from_secs(10), "every entry at the peer", || {
+        active(&db, 1) >= u64::from(N)
+    });
+}
+
 #[test]
 fn purge_timeout_flushes_later_and_commit_cancels() {
     let (a, b, _veth) = pair("pt", 34);

@@ -297,6 +297,12 @@ impl Handler {
         }
     }
 
+    /// Returns once every worker has handled what it popped before this call: at
+    /// shutdown, so that their transmit requests are out.
+    pub fn worker_barrier(&self) {
+        worker_round_trip(&mut self.ops.lock().workers, Duration::from_secs(2));
+    }
+
     /// `-c`, `-f` and `-f internal` cancel a pending purge (§7).
     fn cancel_purge(&self) {
         if self.purge.scheduled.swap(false, Ordering::AcqRel) {
@@ -835,5 +841,28 @@ impl CtlHandler for Handler {
             _ => String::new(),
         };
         out.write_all(text.as_bytes())
+    }
+}
+
+/// One command round trip per worker (a worker applies the events it popped before the
+/// commands it popped with them); gives up on a worker after `timeout`.
+pub(super) fn worker_round_trip(workers: &mut [Producer<Cmd>], timeout: Duration) {
+    let (tx, rx) = mpsc::channel();
+    let mut asked = 0;
+    for w in workers.iter_mut() {
+        let barrier = Cmd::Flush {
+            internal: false,
+            external: false,
+            done: tx.clone(),
+        };
+        if w.push(barrier).is_ok() {
+            asked += 1;
+        }
+    }
+    drop(tx);
+    for _ in 0..asked {
+        if rx.recv_timeout(timeout).is_err() {
+            break;
+        }
     }
 }

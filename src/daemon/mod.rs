@@ -334,19 +334,25 @@ fn start(
     // and the first `-i` both see the loaded table.
     applied_barrier(&router, &mut cmd_prod, &shutdown);
 
-    if let Some(events) = events {
-        let sched_cfg = g.scheduler;
-        let (rs, sd) = (Arc::clone(&reader_stats), Arc::clone(&shutdown));
-        threads.push(
-            thread::Builder::new()
-                .name("ctd-reader".into())
-                .spawn(move || {
-                    set_realtime(sched_cfg);
-                    reader::run(events, router, own, rs, sd);
-                })
-                .map_err(|e| err(format!("spawn reader: {e}")))?,
-        );
-    }
+    // A clean stop goes in stages (see the end of this function), each with its flag.
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let link_drain = Arc::new(AtomicBool::new(false));
+    let reader = match events {
+        Some(events) => {
+            let sched_cfg = g.scheduler;
+            let (rs, stop) = (Arc::clone(&reader_stats), Arc::clone(&reader_stop));
+            Some(
+                thread::Builder::new()
+                    .name("ctd-reader".into())
+                    .spawn(move || {
+                        set_realtime(sched_cfg);
+                        reader::run(events, router, own, rs, stop)
+                    })
+                    .map_err(|e| err(format!("spawn reader: {e}")))?,
+            )
+        }
+        None => None,
+    };
 
     let (link_cmd_p, link_cmd_c) = Ring::with_waker(64, Arc::clone(&link_waker));
     let mode = match sync.mode {
@@ -405,17 +411,17 @@ fn start(
             waker: link_waker,
             stats: Arc::clone(&link_stats),
             shutdown: Arc::clone(&shutdown),
+            drain: Arc::clone(&link_drain),
             current: Arc::clone(&current),
             links: Arc::clone(&link_status),
         },
         Instant::now(),
     );
-    threads.push(
-        thread::Builder::new()
-            .name("ctd-link".into())
-            .spawn(move || lt.run())
-            .map_err(|e| err(format!("spawn link thread: {e}")))?,
-    );
+    let link = thread::Builder::new()
+        .name("ctd-link".into())
+        .spawn(move || lt.run())
+        .map_err(|e| err(format!("spawn link thread: {e}")))?;
+    let mut ctl_handler = None;
 
     // Without a UNIX block the C daemon still starts, but no client can reach it.
     let server = match &g.unix_path {
@@ -461,6 +467,7 @@ fn start(
             );
             let handler = Arc::new(handler);
             ctl::Handler::start_maintenance(&handler, Arc::clone(&shutdown));
+            ctl_handler = Some(Arc::clone(&handler));
             Some(
                 server
                     .serve(handler)
@@ -508,6 +515,25 @@ fn start(
         let _ = n.notify("STOPPING=1");
     }
     log.notice("---- shutdown received ----");
+    // Stop without losing what the peer does not have yet: the reader takes what the
+    // kernel already queued and stops, the workers apply everything it routed (their
+    // transmit requests reach the link thread), and the link thread sends it and waits for
+    // the ACKs (bounded). Only then does everything else stop.
+    reader_stop.store(true, Ordering::Release);
+    if let Some(router) = reader.and_then(|h| h.join().ok()) {
+        let by = Instant::now() + Duration::from_secs(2);
+        while !router.is_drained() && Instant::now() < by {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    if let Some(h) = &ctl_handler {
+        h.worker_barrier();
+    }
+    link_drain.store(true, Ordering::Release);
+    if let Some(w) = wakers.first() {
+        w.wake();
+    }
+    let _ = link.join();
     shutdown.store(true, Ordering::Release);
     for w in &wakers {
         w.wake();
@@ -539,24 +565,7 @@ fn applied_barrier(router: &Router, workers: &mut [Producer<Cmd>], shutdown: &At
     while !router.is_drained() && !shutdown.load(Ordering::Acquire) {
         thread::sleep(Duration::from_millis(1));
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut asked = 0;
-    for w in workers.iter_mut() {
-        let barrier = Cmd::Flush {
-            internal: false,
-            external: false,
-            done: tx.clone(),
-        };
-        if w.push(barrier).is_ok() {
-            asked += 1;
-        }
-    }
-    drop(tx);
-    for _ in 0..asked {
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            break;
-        }
-    }
+    ctl::worker_round_trip(workers, Duration::from_secs(60));
 }
 
 /// Applies `Scheduler` to the calling thread (the netlink reader); the C default is

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span, warn};
 
@@ -144,16 +144,32 @@ pub fn run(
     mut router: Router,
     own: OwnPorts,
     stats: Arc<ReaderStats>,
-    shutdown: Arc<AtomicBool>,
-) {
+    stop: Arc<AtomicBool>,
+) -> Router {
     let span = info_span!("reader");
     let _g = span.enter();
     let mut buf = vec![0u8; BATCH_BYTES];
     debug!(port = sock.port_id(), "netlink reader started");
-    while !shutdown.load(Ordering::Acquire) {
-        match sock.wait(Some(Duration::from_millis(200))) {
+    // Once asked to stop, the reader still takes what the kernel has queued (for at most
+    // a second on a busy table), so that a clean shutdown loses no event it was sent.
+    let mut stop_by: Option<Instant> = None;
+    loop {
+        if stop_by.is_none() && stop.load(Ordering::Acquire) {
+            stop_by = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if stop_by.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        let wait = if stop_by.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+        };
+        match sock.wait(Some(wait)) {
             Ok(true) => {}
+            Ok(false) if stop_by.is_some() => break,
             Ok(false) => continue,
+            Err(_) if stop_by.is_some() => break,
             Err(e) => {
                 warn!(error = %e, "waiting for netlink events failed");
                 std::thread::sleep(Duration::from_millis(10));
@@ -208,4 +224,5 @@ pub fn run(
         stats.buffer_size.set(sock.stats().buffer_size as u64);
     }
     debug!("netlink reader stopped");
+    router
 }

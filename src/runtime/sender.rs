@@ -64,6 +64,9 @@ pub enum QueueReport {
     TxOnly(usize),
 }
 
+/// How long a clean shutdown waits for the peers' ACKs (they ACK at least every second).
+const DRAIN_TIME: Duration = Duration::from_millis(2500);
+
 /// `recvmmsg` batches per link per wake-up at most (EventIterationLimit bounds the C
 /// receiver too).
 const RECV_ROUNDS: usize = 8;
@@ -112,6 +115,15 @@ enum Ev {
 }
 
 impl Endpoint {
+    /// Nothing left to send (FTFW: nor to be acknowledged by a live peer).
+    fn is_settled(&self, now: Instant) -> bool {
+        match self {
+            Self::Ftfw(e) => e.is_settled(now),
+            Self::Notrack(e) => e.tx_len() == 0,
+            Self::Alarm(e) => e.tx_len() == 0,
+        }
+    }
+
     fn queue_item(&mut self, now: Instant, key: Key, send_now: bool) {
         match self {
             Self::Ftfw(e) if send_now => e.queue_item(key),
@@ -268,6 +280,9 @@ pub struct LinkThread {
     waker: Arc<Waker>,
     stats: Arc<LinkStats>,
     shutdown: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
+    /// When a drain must give up (an absent or silent peer never ACKs).
+    drain_by: Option<Instant>,
 }
 
 impl std::fmt::Debug for LinkThread {
@@ -294,6 +309,9 @@ pub struct LinkIo {
     pub stats: Arc<LinkStats>,
     /// Set once at shutdown.
     pub shutdown: Arc<AtomicBool>,
+    /// Set first at a clean shutdown: send what is queued, wait for the ACKs (a bounded
+    /// time), then return.
+    pub drain: Arc<AtomicBool>,
     /// Index of the current (sending) link, for `-s`.
     pub current: Arc<AtomicUsize>,
     /// Every link's status and counters, for `-s` / `-s link` (refreshed every 100 ms at
@@ -360,6 +378,8 @@ impl LinkThread {
             waker: io.waker,
             stats: io.stats,
             shutdown: io.shutdown,
+            drain: io.drain,
+            drain_by: None,
         }
     }
 
@@ -426,6 +446,16 @@ impl LinkThread {
             if now.duration_since(self.last_status) >= Duration::from_millis(100) {
                 *self.links.lock() = self.pool.status();
                 self.last_status = now;
+            }
+            if self.drain.load(Ordering::Acquire) {
+                let by = *self.drain_by.get_or_insert(now + DRAIN_TIME);
+                let rings_empty = self.from_workers.iter().all(|c| c.is_empty());
+                if (rings_empty && self.ep.is_settled(now)) || now >= by {
+                    if now >= by {
+                        warn!("stopping with unacknowledged messages (drain timed out)");
+                    }
+                    break;
+                }
             }
             if !busy {
                 self.sleep();
@@ -538,6 +568,12 @@ impl LinkThread {
         let has_work = self.from_workers.iter().any(|c| !c.is_empty())
             || !self.cmds.is_empty()
             || self.shutdown.load(Ordering::Acquire);
+        // Draining: ACKs wake the poll; the deadline needs a short nap, not 500 ms.
+        let timeout = if self.drain.load(Ordering::Acquire) {
+            timeout.min(Duration::from_millis(20))
+        } else {
+            timeout
+        };
         if has_work {
             self.waker.cancel_sleep();
             return;

@@ -314,6 +314,12 @@ where
         }
     }
 
+    /// No data item left to send or to be acknowledged by a live peer: what a clean
+    /// shutdown waits for (control messages do not count: they carry no state).
+    pub fn is_settled(&self, now: Instant) -> bool {
+        self.loc.is_empty() || self.live_peers(now) == 0
+    }
+
     /// Data items not yet acknowledged (queued or sent and unacked).
     pub fn unacked_items(&self) -> usize {
         self.loc.len()

@@ -789,3 +789,25 @@ fn test_restart_of_one_peer_keeps_what_others_owe() {
     let s = summary(&drain(&mut ep, t0, &mut seq, &items));
     assert_eq!(s[0].0, MsgType::CT_NEW, "resent for PEER");
 }
+
+#[test]
+fn test_settled_waits_for_data_acks_only() {
+    let t0 = Instant::now();
+    let mut ep = established(t0, 500);
+    assert!(ep.is_settled(t0));
+    let mut items = Items::default();
+    items.0.insert(1, (MsgType::CT_NEW, ct(1, 0)));
+    ep.queue_item(1);
+    assert!(!ep.is_settled(t0), "queued");
+    let mut seq = SeqCounter::new(20);
+    drain(&mut ep, t0, &mut seq, &items);
+    assert!(!ep.is_settled(t0), "sent, not acknowledged");
+    feed(&mut ep, t0, PEER, &ctl(501, Flags::ACK, Some((20, 20))));
+    assert!(ep.is_settled(t0));
+    // A peer gone silent holds nothing back.
+    ep.queue_item(1);
+    drain(&mut ep, t0, &mut seq, &items);
+    assert!(!ep.is_settled(t0));
+    let later = t0 + ep.config().peer_timeout + Duration::from_secs(1);
+    assert!(ep.is_settled(later));
+}
