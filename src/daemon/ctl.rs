@@ -41,7 +41,7 @@ pub struct CtlOps {
     /// One command ring per worker.
     pub workers: Vec<Producer<Cmd>>,
     /// The commit socket (its port id is the COMMIT origin).
-    pub commit: CtHandle,
+    pub commit: Vec<CtHandle>,
     /// The flush socket (FLUSH origin); also used for `-R` dumps.
     pub flush: CtHandle,
     /// Commit parameters.
@@ -534,7 +534,7 @@ impl CtlOps {
             let all: Vec<_> = self.broadcast(Cmd::CollectExternalExp).concat();
             if !all.is_empty() {
                 commit::commit_expectations(
-                    &mut self.commit,
+                    &mut self.commit[0],
                     &all,
                     self.epoch,
                     &self.commit_cfg,

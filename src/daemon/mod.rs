@@ -192,7 +192,17 @@ fn start(
     let link_status = Arc::new(parking_lot::Mutex::new(pool.status()));
     let current = Arc::new(AtomicUsize::new(pool.current()));
 
-    let commit = CtHandle::open().map_err(|e| err(format!("commit socket: {e}")))?;
+    // One commit socket per CPU: a commit splits the entries over them, in parallel (the
+    // kernel does the insertion work in the sending thread).
+    let commit = (0..placement::available_cpus()
+        .len()
+        .clamp(1, reader::MAX_COMMIT_SOCKETS))
+        .map(|_| CtHandle::open().map_err(|e| err(format!("commit socket: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut commit_ports = [0; reader::MAX_COMMIT_SOCKETS];
+    for (p, h) in commit_ports.iter_mut().zip(&commit) {
+        *p = h.port_id();
+    }
     let mut flush = CtHandle::open().map_err(|e| err(format!("flush socket: {e}")))?;
     let inject = if sync.disable_external_cache {
         Some(CtHandle::open().map_err(|e| err(format!("inject socket: {e}")))?)
@@ -200,7 +210,7 @@ fn start(
         None
     };
     let own = OwnPorts {
-        commit: commit.port_id(),
+        commit: commit_ports,
         flush: flush.port_id(),
         inject: inject.as_ref().map_or(0, CtHandle::port_id),
     };

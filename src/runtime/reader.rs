@@ -27,18 +27,21 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Port ids of the daemon's own request sockets, for the origin filter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OwnPorts {
-    /// The commit socket.
-    pub commit: u32,
+    /// The commit sockets (a commit runs on several in parallel); 0 = unused slot.
+    pub commit: [u32; MAX_COMMIT_SOCKETS],
     /// The flush socket (`-F`).
     pub flush: u32,
     /// The inject socket (`DisableExternalCache`), 0 if none.
     pub inject: u32,
 }
 
+/// Upper bound of parallel commit sockets.
+pub const MAX_COMMIT_SOCKETS: usize = 4;
+
 impl OwnPorts {
     /// The origin of an event sent on behalf of port `pid`.
     pub fn origin(&self, pid: u32) -> Origin {
-        if pid != 0 && pid == self.commit {
+        if pid != 0 && self.commit.contains(&pid) {
             Origin::Commit
         } else if pid != 0 && pid == self.flush {
             Origin::Flush
