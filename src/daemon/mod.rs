@@ -351,12 +351,13 @@ fn start(
         Some(events) => {
             let sched_cfg = g.scheduler;
             let (rs, stop) = (Arc::clone(&reader_stats), Arc::clone(&reader_stop));
+            let limit = g.event_iteration_limit;
             Some(
                 thread::Builder::new()
                     .name("ctd-reader".into())
                     .spawn(move || {
                         set_realtime(sched_cfg);
-                        reader::run(events, router, own, rs, stop)
+                        reader::run(events, router, own, rs, stop, limit)
                     })
                     .map_err(|e| err(format!("spawn reader: {e}")))?,
             )

@@ -148,7 +148,17 @@ pub fn run(
     own: OwnPorts,
     stats: Arc<ReaderStats>,
     stop: Arc<AtomicBool>,
+    iteration_limit: u32,
 ) -> Router {
+    // `EventIterationLimit`: C handles at most this many events per readiness before it
+    // serves its other sockets. This thread has no other socket; the limit bounds how many
+    // events it routes before handing them to the workers, so a large receive batch does
+    // not hold the first events back (0 = the default, 100).
+    let limit = u64::from(if iteration_limit == 0 {
+        100
+    } else {
+        iteration_limit
+    });
     let span = info_span!("reader");
     let _g = span.enter();
     let mut buf = vec![0u8; BATCH_BYTES];
@@ -194,6 +204,12 @@ pub fn run(
         let mut n = 0u64;
         for ev in batch.iter() {
             n += 1;
+            if n % limit == 0 {
+                let dropped = router.flush();
+                if dropped > 0 {
+                    stats.ring_full.add(dropped as u64);
+                }
+            }
             let change = match ev.kind {
                 EventKind::CtNew | EventKind::ExpNew => CtChange::New,
                 EventKind::CtUpdate | EventKind::ExpUpdate => CtChange::Update,
