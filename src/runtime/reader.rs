@@ -204,7 +204,7 @@ pub fn run(
         let mut n = 0u64;
         for ev in batch.iter() {
             n += 1;
-            if n % limit == 0 {
+            if n.is_multiple_of(limit) {
                 let dropped = router.flush();
                 if dropped > 0 {
                     stats.ring_full.add(dropped as u64);
