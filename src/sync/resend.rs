@@ -9,7 +9,7 @@
 //! Each entry records which peers must acknowledge it (the live ones when it was sent)
 //! and which did; see "per-peer acknowledgement" in [`super::ftfw`].
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::seq::Seq;
@@ -66,24 +66,40 @@ pub(super) const fn peer_bit(p: usize) -> u64 {
 }
 
 /// Sent messages awaiting ACK, oldest first.
+///
+/// A deque of slots in handle order (handle = `base` + position): entries are appended in
+/// transmission order and mostly leave from the front (ACKs come in order), so this is a
+/// ring, not a tree. A slot removed from the middle (its item was queued again) becomes a
+/// hole that keeps its sequence number, so that the slots stay sorted by sequence number
+/// and a range is found by binary search; holes at the front are dropped.
 #[derive(Debug)]
 pub(super) struct ResendQueue<K> {
-    entries: BTreeMap<u64, Entry<K>>,
-    next: u64,
+    slots: VecDeque<Slot<K>>,
+    /// Handle of `slots[0]`.
+    base: u64,
+    /// Slots holding an entry.
+    live: usize,
+}
+
+#[derive(Debug)]
+struct Slot<K> {
+    seq: Seq,
+    entry: Option<Entry<K>>,
 }
 
 impl<K> Default for ResendQueue<K> {
     fn default() -> Self {
         Self {
-            entries: BTreeMap::new(),
-            next: 0,
+            slots: VecDeque::new(),
+            base: 0,
+            live: 0,
         }
     }
 }
 
 impl<K> ResendQueue<K> {
     pub(super) fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     /// Appends a message sent as `seq` at `sent`, to be ACKed by the peers in `need`;
@@ -92,7 +108,8 @@ impl<K> ResendQueue<K> {
         self.push_sent(seq, what, need, sent, Flags::NONE)
     }
 
-    /// [`Self::push`] recording the header flags the message went out with.
+    /// [`Self::push`], remembering the flags the message went out with (`-s rsqueue`
+    /// prints a control message's flags as sent).
     pub(super) fn push_sent(
         &mut self,
         seq: Seq,
@@ -101,8 +118,6 @@ impl<K> ResendQueue<K> {
         sent: Instant,
         sent_flags: Flags,
     ) -> u64 {
-        let i = self.next;
-        self.next += 1;
         let entry = Entry {
             seq,
             what,
@@ -111,54 +126,74 @@ impl<K> ResendQueue<K> {
             sent,
             sent_flags,
         };
-        self.entries.insert(i, entry);
-        i
+        self.slots.push_back(Slot {
+            seq,
+            entry: Some(entry),
+        });
+        self.live += 1;
+        self.base + self.slots.len() as u64 - 1
     }
 
-    /// Every entry, oldest first: its sequence number and, for a control message, the
-    /// flags it was sent with (`None` for data).
+    /// Every entry, oldest first: its seq and, for a control message, its flags as sent.
     pub(super) fn entries(&self) -> impl Iterator<Item = (Seq, Option<Flags>)> + '_ {
-        self.entries.values().map(|e| match e.what {
-            Kept::Data(_) => (e.seq, None),
-            Kept::Ctl(_) => (e.seq, Some(e.sent_flags)),
+        self.slots.iter().filter_map(|s| {
+            s.entry.as_ref().map(|e| match e.what {
+                Kept::Data(_) => (e.seq, None),
+                Kept::Ctl(_) => (e.seq, Some(e.sent_flags)),
+            })
         })
     }
 
     /// Removes an entry by handle (its item was queued again).
     pub(super) fn remove(&mut self, handle: u64) {
-        self.entries.remove(&handle);
+        let _ = self.take(handle);
     }
 
     /// Removes the oldest entry (queue full, §2.2).
     pub(super) fn pop_oldest(&mut self) -> Option<Kept<K>> {
-        self.entries.pop_first().map(|(_, e)| e.what)
+        let i = self.slots.iter().position(|s| s.entry.is_some())?;
+        self.take(self.base + i as u64)
     }
 
-    /// Handles of the entries in `[from, to]`, in order.
-    fn in_range(&self, from: Seq, to: Seq) -> Vec<u64> {
-        let mut out = Vec::new();
-        for (&i, e) in &self.entries {
-            if e.seq.before(from) {
-                continue;
-            }
-            if e.seq.after(to) {
-                break;
-            }
-            out.push(i);
+    /// Empties slot `handle` and drops the holes at the front.
+    fn take(&mut self, handle: u64) -> Option<Kept<K>> {
+        let i = usize::try_from(handle.checked_sub(self.base)?).ok()?;
+        let e = self.slots.get_mut(i)?.entry.take()?;
+        self.live -= 1;
+        while self.slots.front().is_some_and(|s| s.entry.is_none()) {
+            self.slots.pop_front();
+            self.base += 1;
         }
-        out
+        Some(e.what)
+    }
+
+    /// Handles of the entries in `[from, to]`, in order. Slots are sorted by seq (serial
+    /// order within the queue's span), so the start is a binary search.
+    fn in_range(&self, from: Seq, to: Seq) -> Vec<u64> {
+        let start = self.slots.partition_point(|s| s.seq.before(from));
+        self.slots
+            .range(start..)
+            .take_while(|s| !s.seq.after(to))
+            .enumerate()
+            .filter(|(_, s)| s.entry.is_some())
+            .map(|(k, _)| self.base + (start + k) as u64)
+            .collect()
+    }
+
+    fn get_mut(&mut self, handle: u64) -> Option<&mut Entry<K>> {
+        let i = usize::try_from(handle.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(i)?.entry.as_mut()
     }
 
     /// Peer `bit` ACKed `[from, to]`: returns the entries no live peer still owes an ACK
     /// for, removed from the queue.
     pub(super) fn ack(&mut self, bit: u64, from: Seq, to: Seq, live: u64) -> Vec<Kept<K>> {
         let mut out = Vec::new();
-        for i in self.in_range(from, to) {
-            if let Some(e) = self.entries.get_mut(&i) {
-                e.acked |= bit;
-                if bit == 0 || e.done(live) {
-                    out.extend(self.entries.remove(&i).map(|e| e.what));
-                }
+        for h in self.in_range(from, to) {
+            let Some(e) = self.get_mut(h) else { continue };
+            e.acked |= bit;
+            if bit == 0 || e.done(live) {
+                out.extend(self.take(h));
             }
         }
         out
@@ -168,7 +203,7 @@ impl<K> ResendQueue<K> {
     pub(super) fn nack(&mut self, from: Seq, to: Seq) -> Vec<Kept<K>> {
         self.in_range(from, to)
             .into_iter()
-            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
+            .filter_map(|h| self.take(h))
             .collect()
     }
 
@@ -186,7 +221,8 @@ impl<K> ResendQueue<K> {
         rto: Duration,
     ) -> Vec<Kept<K>> {
         let mut due = Vec::new();
-        for (&i, e) in &self.entries {
+        for (k, s) in self.slots.iter().enumerate() {
+            let Some(e) = &s.entry else { continue };
             // Transmission order is time order: nothing later can be overdue either.
             if e.sent + rto > now {
                 break;
@@ -195,26 +231,27 @@ impl<K> ResendQueue<K> {
                 .iter()
                 .any(|&(bit, to)| bit & !e.acked != 0 && to.after(e.seq))
             {
-                due.push(i);
+                due.push(self.base + k as u64);
             }
         }
-        due.into_iter()
-            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
-            .collect()
+        due.into_iter().filter_map(|h| self.take(h)).collect()
     }
 
     /// Removes and returns the entries that no live peer still owes an ACK for, among
     /// those acknowledged at least once (a peer fell silent).
     pub(super) fn sweep(&mut self, live: u64) -> Vec<Kept<K>> {
         let done: Vec<u64> = self
-            .entries
+            .slots
             .iter()
-            .filter(|(_, e)| e.acked != 0 && e.done(live))
-            .map(|(&i, _)| i)
+            .enumerate()
+            .filter(|(_, s)| {
+                s.entry
+                    .as_ref()
+                    .is_some_and(|e| e.acked != 0 && e.done(live))
+            })
+            .map(|(k, _)| self.base + k as u64)
             .collect();
-        done.into_iter()
-            .filter_map(|i| self.entries.remove(&i).map(|e| e.what))
-            .collect()
+        done.into_iter().filter_map(|h| self.take(h)).collect()
     }
 }
 
@@ -223,9 +260,9 @@ mod test {
     use super::*;
 
     fn data(q: &ResendQueue<u32>) -> Vec<u32> {
-        q.entries
-            .values()
-            .filter_map(|e| match e.what {
+        q.slots
+            .iter()
+            .filter_map(|s| match s.entry.as_ref()?.what {
                 Kept::Data(k) => Some(k),
                 Kept::Ctl(_) => None,
             })
