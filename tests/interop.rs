@@ -883,6 +883,27 @@ fn poll_secs_replicates_without_events() {
     assert_eq!(events, 0, "{runtime}");
 }
 
+/// `PollSecs` in a daemon without a `UNIX` block (no control socket at all): the polls
+/// still run and replicate.
+#[test]
+fn poll_secs_without_control_socket() {
+    let (a, b, _veth) = pair("pn", 75);
+    let conf_a = conf('a', 75, 3875).replace(&general(""), &general("\tPollSecs 1"));
+    let dir = crate::util::daemon::DIR;
+    let unix = format!("\tUNIX {{\n\t\tPath {dir}/ctl\n\t}}\n");
+    assert!(conf_a.contains(&unix));
+    let conf_a = conf_a.replace(&unix, "");
+    let mut da = CDaemon::spawn_bin(Path::new(OUR_CONNTRACKD), &a, &conf_a);
+    let db = CDaemon::start(&b, &conf('b', 75, 3875));
+    insert_entries(&a);
+    wait_until(
+        Duration::from_secs(10),
+        "entries polled and replicated",
+        || count_test_lines(&db.expect_ctl(&["-e"])) == N_ENTRIES,
+    );
+    assert!(da.is_running(), "{}", da.log());
+}
+
 /// `HashLimit`: creations over the limit are refused, counted as failed, logged once;
 /// what was admitted still replicates.
 #[test]

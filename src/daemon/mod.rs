@@ -432,59 +432,60 @@ fn start(
         .name("ctd-link".into())
         .spawn(move || lt.run())
         .map_err(|e| err(format!("spawn link thread: {e}")))?;
-    let mut ctl_handler = None;
 
-    // Without a UNIX block the C daemon still starts, but no client can reach it.
-    let server = match &g.unix_path {
+    // Without a UNIX block the C daemon still starts, but no client can reach it. The
+    // handler exists anyway: its maintenance thread runs PollSecs and the overrun resync.
+    let listener = match &g.unix_path {
         Some(p) => {
-            let server =
-                CtlServer::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?;
-            let handler = ctl::Handler::new(
-                ctl::CtlOps {
-                    workers: cmd_prod,
-                    commit,
-                    flush,
-                    commit_cfg: commit::CommitConfig {
-                        commit_timeout: sync.commit_timeout,
-                        tcp_window_tracking: sync.tcp_window_tracking,
-                        kind: crate::cache::CommitKind::Commit,
-                    },
-                    epoch,
-                    expectations: exp_filter.enabled(),
-                    purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
-                    overrun_resync: g
-                        .netlink_overrun_resync
-                        .map(|s| Duration::from_secs(u64::from(s))),
-                    poll: g.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
-                    kernel_resync,
-                    filter,
-                    bypass,
-                },
-                ctl::CtlView {
-                    shards: shard_stats,
-                    link_stats,
-                    links: link_status,
-                    reader_stats,
-                    kind,
-                    devices,
-                    current,
-                    log: Arc::clone(log),
-                    started,
-                    inject: inject_stats,
-                    bypass,
-                    error_queue_length: sync.error_queue_length,
-                    link: parking_lot::Mutex::new(link_cmd_p),
-                },
-            );
-            let handler = Arc::new(handler);
-            ctl::Handler::start_maintenance(&handler, Arc::clone(&shutdown));
-            ctl_handler = Some(Arc::clone(&handler));
-            Some(
-                server
-                    .serve(handler)
-                    .map_err(|e| err(format!("control socket: {e}")))?,
-            )
+            Some(CtlServer::bind(p).map_err(|e| err(format!("can't open unix socket: {e}")))?)
         }
+        None => None,
+    };
+    let handler = ctl::Handler::new(
+        ctl::CtlOps {
+            workers: cmd_prod,
+            commit,
+            flush,
+            commit_cfg: commit::CommitConfig {
+                commit_timeout: sync.commit_timeout,
+                tcp_window_tracking: sync.tcp_window_tracking,
+                kind: crate::cache::CommitKind::Commit,
+            },
+            epoch,
+            expectations: exp_filter.enabled(),
+            purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
+            overrun_resync: g
+                .netlink_overrun_resync
+                .map(|s| Duration::from_secs(u64::from(s))),
+            poll: g.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
+            kernel_resync,
+            filter,
+            bypass,
+        },
+        ctl::CtlView {
+            shards: shard_stats,
+            link_stats,
+            links: link_status,
+            reader_stats,
+            kind,
+            devices,
+            current,
+            log: Arc::clone(log),
+            started,
+            inject: inject_stats,
+            bypass,
+            error_queue_length: sync.error_queue_length,
+            link: parking_lot::Mutex::new(link_cmd_p),
+        },
+    );
+    let handler = Arc::new(handler);
+    ctl::Handler::start_maintenance(&handler, Arc::clone(&shutdown));
+    let ctl_handler = Arc::clone(&handler);
+    let server = match listener {
+        Some(l) => Some(
+            l.serve(handler)
+                .map_err(|e| err(format!("control socket: {e}")))?,
+        ),
         None => None,
     };
 
@@ -537,9 +538,7 @@ fn start(
             thread::sleep(Duration::from_millis(1));
         }
     }
-    if let Some(h) = &ctl_handler {
-        h.worker_barrier();
-    }
+    ctl_handler.worker_barrier();
     link_drain.store(true, Ordering::Release);
     if let Some(w) = wakers.first() {
         w.wake();
