@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,6 +23,7 @@ use conntrackd::ctl::proto::RequestCode;
 use conntrackd::ctl::server::{CtlHandler, CtlServer};
 use conntrackd::ctl::{LockError, LockFile};
 
+use crate::util::bulk::create_tcp_flows;
 use crate::util::daemon::{DIR, general, udp_config};
 use crate::util::{
     C_CONNTRACKD, CDaemon, NetNs, OUR_CONNTRACKD, TempDir, Veth, ct_insert, ct_list,
@@ -820,59 +822,10 @@ fn tcp_link_header_matches_the_c_daemon() {
     drop(db);
 }
 
-/// `n` established TCP entries 10.231.(100 + i/250).x → 10.232.200.1, created through
-/// ctnetlink in one batch from inside `ns` (a big external cache on the peer, fast).
+/// `n` established TCP entries 10.231.100.0/24 → 10.232.200.1:80 (flows `first..`), created
+/// through ctnetlink in batches from inside `ns`.
 fn bulk_create_flows(ns: &NetNs, first: u32, n: u32) {
-    use conntrackd::netlink::ct::Conntrack;
-    use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
-    use conntrackd::netlink::socket::CtHandle;
-    use conntrackd::netlink::tuple::{L4, Tuple};
-    use std::net::{IpAddr, Ipv4Addr};
-    let cts: Vec<Conntrack> = (first..first + n)
-        .map(|i| {
-            let src = IpAddr::V4(Ipv4Addr::new(
-                10,
-                231,
-                100 + (i / 250) as u8,
-                (i % 250) as u8 + 1,
-            ));
-            let dst = IpAddr::V4(Ipv4Addr::new(10, 232, 200, 1));
-            let mut o = Tuple::new(src, dst, 6);
-            o.l4 = L4::Ports {
-                sport: 1024,
-                dport: 80,
-            };
-            let mut r = Tuple::new(dst, src, 6);
-            r.l4 = L4::Ports {
-                sport: 80,
-                dport: 1024,
-            };
-            let mut ct = Conntrack::new(2, o);
-            ct.reply = Some(r);
-            ct.status = Some(0x6);
-            ct.timeout = Some(600);
-            ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-                state: Some(3),
-                ..TcpInfo::default()
-            }));
-            ct
-        })
-        .collect();
-    ns.run_in(move || {
-        let mut h = CtHandle::open().expect("ctnetlink socket");
-        let rep = h.create(&cts).expect("batch create");
-        assert!(rep.all_ok(), "{:?}", rep.errors.first());
-    });
-}
-
-/// "current active connections" of block `block` of `-s` (0 internal, 1 external).
-fn active_in(d: &CDaemon, block: usize) -> u64 {
-    String::from_utf8_lossy(&d.request(21).unwrap_or_default())
-        .lines()
-        .filter_map(|l| l.strip_prefix("current active connections:"))
-        .nth(block)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    create_tcp_flows(ns, [10, 231, 100], Ipv4Addr::new(10, 232, 200, 1), first, n);
 }
 
 /// One request on the control socket with a long read timeout (a commit holds the client).
@@ -1035,12 +988,12 @@ fn second_commit_is_skipped_while_one_runs() {
         bulk_create_flows(&a, first, BATCH);
         let want = u64::from(first + BATCH);
         wait_until(Duration::from_secs(60), "external cache filled", || {
-            active_in(&db, 1) >= want
+            db.active(1) >= want
         });
     }
     // Plus the flow of the sync datagrams themselves, tracked and replicated too.
-    assert!(active_in(&da, 0) >= u64::from(N));
-    let external = active_in(&db, 1);
+    assert!(da.active(0) >= u64::from(N));
+    let external = db.active(1);
     let sock = db.socket_path();
     let before = db.log().len();
     let first = {
@@ -1095,11 +1048,7 @@ fn second_commit_is_skipped_while_one_runs() {
         log.contains("[ERROR] ignoring flush command, commit still in progress"),
         "-f during the commit: {log}"
     );
-    assert_eq!(
-        active_in(&db, 1),
-        external,
-        "the refused -f flushed nothing"
-    );
+    assert_eq!(db.active(1), external, "the refused -f flushed nothing");
     assert!(
         log.contains(&format!("Committed {external} new entries")),
         "{log}"
@@ -1107,7 +1056,7 @@ fn second_commit_is_skipped_while_one_runs() {
     // Once the commit is over, -f works again.
     request_long(&sock, 45);
     wait_until(Duration::from_secs(10), "-f after the commit", || {
-        active_in(&db, 1) == 0
+        db.active(1) == 0
     });
 
     // `-s process` while `-F` deletes the committed entries from b's kernel: the flush is

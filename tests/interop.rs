@@ -7,9 +7,11 @@
 //! The entries use documentation prefixes (192.0.2.0/24 → 198.51.100.0/24) so that the sync
 //! traffic's own conntracks never enter the comparison.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::util::bulk::create_tcp_flows;
 use crate::util::ct::strip_volatile;
 use crate::util::{
     CDaemon, NetNs, OUR_CONNTRACKD, Veth, ct_insert, ct_list, enable_conntrack, general,
@@ -688,60 +690,15 @@ fn ftfw_udp_nat_ipv6_zones_both_directions() {
     }
 }
 
-/// `current active connections` of the internal (`0`) or external (`1`) block of `-s`.
-fn active(d: &CDaemon, block: usize) -> u64 {
-    text(d, STATS)
-        .lines()
-        .filter_map(|l| l.strip_prefix("current active connections:"))
-        .nth(block)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `n` established TCP entries 192.0.2.0/24-ish → 198.51.100.0/24, created through
-/// ctnetlink in batches from inside `ns`.
+/// `n` established TCP entries 192.0.2.0/24 → 198.51.100.1:80, created through ctnetlink in
+/// batches from inside `ns`.
 fn bulk_create(ns: &NetNs, n: u32) -> Duration {
     bulk_create_from(ns, 0, n)
 }
 
-/// [`bulk_create`] of entries `first..first + n` (distinct tuples for distinct ranges, up
-/// to 250 × 64k).
+/// [`bulk_create`] of entries `first..first + n`.
 fn bulk_create_from(ns: &NetNs, first: u32, n: u32) -> Duration {
-    use conntrackd::netlink::ct::Conntrack;
-    use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
-    use conntrackd::netlink::socket::CtHandle;
-    use conntrackd::netlink::tuple::{L4, Tuple};
-    use std::net::{IpAddr, Ipv4Addr};
-    let cts: Vec<Conntrack> = (first..first + n)
-        .map(|i| {
-            let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1));
-            let dst = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-            let sport = 1024 + (i / 250) as u16;
-            let mut o = Tuple::new(src, dst, 6);
-            o.l4 = L4::Ports { sport, dport: 80 };
-            let mut r = Tuple::new(dst, src, 6);
-            r.l4 = L4::Ports {
-                sport: 80,
-                dport: sport,
-            };
-            let mut ct = Conntrack::new(2, o);
-            ct.reply = Some(r);
-            ct.status = Some(0x6);
-            ct.timeout = Some(600);
-            ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-                state: Some(3),
-                ..TcpInfo::default()
-            }));
-            ct
-        })
-        .collect();
-    ns.run_in(move || {
-        let mut h = CtHandle::open().expect("ctnetlink socket");
-        let t = Instant::now();
-        let rep = h.create(&cts).expect("batch create");
-        assert!(rep.all_ok(), "{:?}", rep.errors.first());
-        t.elapsed()
-    })
+    create_tcp_flows(ns, [192, 0, 2], Ipv4Addr::new(198, 51, 100, 1), first, n)
 }
 
 /// Milestone 5: quick numbers from one run (printed, never asserted: a shared 2-core VM).
@@ -758,11 +715,11 @@ fn perf_quick_numbers() {
     let t0 = Instant::now();
     let created = bulk_create(&a, N);
     wait_until(Duration::from_secs(30), "internal cache filled", || {
-        active(&da, 0) >= u64::from(N)
+        da.active(0) >= u64::from(N)
     });
     let drained = t0.elapsed();
     wait_until(Duration::from_secs(60), "external cache filled", || {
-        active(&db, 1) >= u64::from(N)
+        db.active(1) >= u64::from(N)
     });
     let replicated = t0.elapsed();
     let t1 = Instant::now();
@@ -800,7 +757,7 @@ fn perf_quick_numbers() {
     let t0 = Instant::now();
     bulk_create(&c, N);
     wait_until(Duration::from_secs(60), "C external cache filled", || {
-        active(&dd, 1) >= u64::from(N)
+        dd.active(1) >= u64::from(N)
     });
     let replicated = t0.elapsed();
     let t1 = Instant::now();
@@ -832,11 +789,11 @@ fn ftfw_burst_at_startup_survives_overruns() {
     let db = ours(&b, &small);
     bulk_create(&a, N);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while active(&db, 1) < u64::from(N) {
+    while db.active(1) < u64::from(N) {
         assert!(
             Instant::now() < deadline,
             "backup stuck at {} of {N}\nprimary:\n{}\nbackup:\n{}",
-            active(&db, 1),
+            db.active(1),
             text(&da, STATS),
             text(&db, STATS)
         );
@@ -851,7 +808,7 @@ fn ftfw_burst_at_startup_survives_overruns() {
         .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
         .unwrap_or(0);
     assert!(lost > 0, "no overrun, the test proves nothing:\n{stats}");
-    assert!(active(&db, 1) >= u64::from(N));
+    assert!(db.active(1) >= u64::from(N));
 }
 
 /// `PollSecs 1` (sync-modes.md §8.4): no event socket; each poll sends what the kernel
@@ -934,7 +891,7 @@ fn hash_limit_refuses_and_counts() {
     let (created, failed) = created_failed();
     assert!(created <= 4, "created {created} over HashLimit 4");
     assert!(failed >= (N_ENTRIES - 4) as u64, "failed {failed}");
-    assert!(active(&da, 0) <= 4);
+    assert!(da.active(0) <= 4);
     let log = da.log();
     assert_eq!(log.matches("internal cache is full").count(), 1, "{log}");
     // The admitted test entries replicate.
@@ -1216,11 +1173,11 @@ fn ftfw_udp_recovers_from_loss() {
         lossy_output(&b, port, 20);
         bulk_create(&a, N);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while active(&db, 1) < u64::from(N) {
+        while db.active(1) < u64::from(N) {
             assert!(
                 Instant::now() < deadline,
                 "peer is C: {peer_is_c}: {} of {N} delivered\n--- sender -s ---\n{}\n--- receiver -s ---\n{}",
-                active(&db, 1),
+                db.active(1),
                 da.expect_ctl(&["-s"]),
                 db.expect_ctl(&["-s"]),
             );
@@ -1370,7 +1327,7 @@ fn ftfw_redundant_link_down_mid_stream_loses_nothing() {
         wait_until(
             Duration::from_secs(30),
             "every streamed entry at the peer",
-            || active(&db, 1) >= n,
+            || db.active(1) >= n,
         );
         let links = da.expect_ctl(&["-s", "link"]);
         assert!(
@@ -1400,13 +1357,13 @@ fn sigterm_after_burst_loses_nothing() {
     let db = ours(&b, &conf('b', 74, 3874));
     // Past the handshake, so that only the shutdown is under test.
     wait_until(Duration::from_secs(5), "handshake", || {
-        text(&da, STATS).contains("Pckts recv") && active(&db, 1) > 0
+        text(&da, STATS).contains("Pckts recv") && db.active(1) > 0
     });
     bulk_create(&a, N);
     let status = da.stop();
     assert!(status.success(), "{status:?}\n{}", da.log());
     wait_until(Duration::from_secs(10), "every entry at the peer", || {
-        active(&db, 1) >= u64::from(N)
+        db.active(1) >= u64::from(N)
     });
 }
 
@@ -1467,7 +1424,7 @@ fn netlink_overrun_resync_recovers_lost_events() {
     wait_until(
         Duration::from_secs(30),
         "all entries in our cache and at C",
-        || active(&da, 0) >= u64::from(N) && active(&db, 1) >= u64::from(N),
+        || da.active(0) >= u64::from(N) && db.active(1) >= u64::from(N),
     );
     let rt = da.expect_ctl(&["-s", "runtime"]);
     let overruns: u64 = rt

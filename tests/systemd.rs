@@ -8,12 +8,14 @@
 //! announcing readiness before its workers applied the start-up dump is caught.
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::bulk::create_tcp_flows;
 use crate::util::daemon::{C_CONNTRACKD, DIR, udp_config};
 use crate::util::testbed::repo_file;
 use crate::util::{
@@ -27,39 +29,7 @@ const N: u32 = 30_000;
 /// `n` established TCP entries 10.231.44.0/24 → 10.231.45.1:80, created through ctnetlink in
 /// batches from inside `ns` (`conntrack -I` manages a few hundred a second).
 fn fill_kernel(ns: &NetNs, n: u32) {
-    use conntrackd::netlink::ct::Conntrack;
-    use conntrackd::netlink::protoinfo::{ProtoInfo, TcpInfo};
-    use conntrackd::netlink::socket::CtHandle;
-    use conntrackd::netlink::tuple::{L4, Tuple};
-    use std::net::{IpAddr, Ipv4Addr};
-    let cts: Vec<Conntrack> = (0..n)
-        .map(|i| {
-            let src = IpAddr::V4(Ipv4Addr::new(10, 231, 44, (i % 250) as u8 + 1));
-            let dst = IpAddr::V4(Ipv4Addr::new(10, 231, 45, 1));
-            let sport = 1024 + (i / 250) as u16;
-            let mut o = Tuple::new(src, dst, 6);
-            o.l4 = L4::Ports { sport, dport: 80 };
-            let mut r = Tuple::new(dst, src, 6);
-            r.l4 = L4::Ports {
-                sport: 80,
-                dport: sport,
-            };
-            let mut ct = Conntrack::new(2, o);
-            ct.reply = Some(r);
-            ct.status = Some(0x6);
-            ct.timeout = Some(600);
-            ct.protoinfo = Some(ProtoInfo::Tcp(TcpInfo {
-                state: Some(3),
-                ..TcpInfo::default()
-            }));
-            ct
-        })
-        .collect();
-    ns.run_in(move || {
-        let mut h = CtHandle::open().expect("ctnetlink socket");
-        let rep = h.create(&cts).expect("batch create");
-        assert!(rep.all_ok(), "{:?}", rep.errors.first());
-    });
+    create_tcp_flows(ns, [10, 231, 44], Ipv4Addr::new(10, 231, 45, 1), 0, n);
 }
 
 /// Our daemon in the foreground in a namespace, with `NOTIFY_SOCKET` set as a service

@@ -185,6 +185,17 @@ impl CDaemon {
         Ok(reply)
     }
 
+    /// `current active connections` of the internal (`0`) or external (`1`) block of the
+    /// `-s` reply (STATS); 0 while the daemon does not answer.
+    pub(crate) fn active(&self, block: usize) -> u64 {
+        String::from_utf8_lossy(&self.request(REQ_STATS).unwrap_or_default())
+            .lines()
+            .filter_map(|l| l.strip_prefix("current active connections:"))
+            .nth(block)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Runs the same binary as a client against this daemon, inside its namespace:
     /// `BIN -C conf ARGS` (e.g. `&["-s"]`, `&["-i"]`, `&["-c"]`). Any exit status.
     pub(crate) fn ctl(&self, args: &[&str]) -> Output {

@@ -13,6 +13,7 @@
 // Each test module uses a different subset of these fixtures.
 #![allow(dead_code)]
 
+pub(crate) mod bulk;
 pub(crate) mod cmd;
 pub(crate) mod ct;
 pub(crate) mod daemon;
