@@ -254,6 +254,18 @@ impl<'a> Iterator for Messages<'a> {
 #[must_use = "a nest must be closed with nest_end"]
 pub struct NestToken(usize);
 
+/// Appends a message that is only a header (e.g. an `NLMSG_NOOP` asking for an ACK as a
+/// batch barrier), aligned like the [`MsgBuilder`] messages before it. `nlmsg_pid` is 0.
+pub fn push_header_only(buf: &mut Vec<u8>, msg_type: u16, flags: u16, seq: u32) {
+    buf.resize(nlmsg_align(buf.len()), 0);
+    let mut hdr = [0u8; NLMSG_HDRLEN];
+    hdr[field::LENGTH].copy_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+    hdr[field::TYPE].copy_from_slice(&msg_type.to_ne_bytes());
+    hdr[field::FLAGS].copy_from_slice(&flags.to_ne_bytes());
+    hdr[field::SEQ].copy_from_slice(&seq.to_ne_bytes());
+    buf.extend_from_slice(&hdr);
+}
+
 /// Appends one nfnetlink message to a caller-owned `Vec<u8>`.
 ///
 /// A batch is several builders used one after the other on the same vector; reusing the
@@ -559,6 +571,14 @@ mod tests {
         }
         let seqs: Vec<_> = messages(&buf).map(|m| m.unwrap().seq()).collect();
         assert_eq!(seqs, [0, 1, 2]);
+        // A header-only barrier after them, aligned like the rest.
+        push_header_only(&mut buf, NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, 3);
+        let last = messages(&buf).last().unwrap().unwrap();
+        assert_eq!(
+            (last.msg_type(), last.flags(), last.seq(), last.len()),
+            (NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, 3, NLMSG_HDRLEN)
+        );
+        assert_eq!(messages(&buf).count(), 4);
         // Dropping without finish still patches the length.
         let mut buf2 = Vec::new();
         drop(MsgBuilder::new(&mut buf2, 1, 0, 0, 0, 0));

@@ -27,21 +27,10 @@ use super::consts::{
     CTA_TUPLE_ORIG, CTA_ZONE, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_NEW,
     IPCTNL_MSG_EXP_DELETE, IPCTNL_MSG_EXP_GET, IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK,
     NFNL_SUBSYS_CTNETLINK_EXP, NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_EXCL, NLM_F_REQUEST, NLMSG_NOOP,
 };
-use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages};
+use super::msg::{MsgBuilder, NFGENMSG_LEN, NlMsg, Payload, messages, push_header_only};
 use crate::sys::netlink::{NETLINK_NETFILTER, NetlinkSocket, RECV_MANY_MAX, RecvMeta};
-
-/// Appends an `NLMSG_NOOP` request asking for an ACK: netlink answers it in order, after
-/// whatever precedes it in the same datagram.
-fn push_noop(buf: &mut Vec<u8>, seq: u32) {
-    const LEN: u32 = 16;
-    buf.extend_from_slice(&LEN.to_ne_bytes());
-    buf.extend_from_slice(&super::consts::NLMSG_NOOP.to_ne_bytes());
-    buf.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-}
 
 /// Default upper bound of one batch datagram.
 pub const DEFAULT_BATCH_BYTES: usize = 64 * 1024;
@@ -385,7 +374,7 @@ impl CtHandle {
             }
             // The barrier: its ACK comes after every error of the batch.
             let barrier = base.wrapping_add((end - start) as u32);
-            push_noop(&mut self.tx, barrier);
+            push_header_only(&mut self.tx, NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier);
             self.next_seq(end - start + 1);
             self.sock.send(&self.tx).map_err(io_err(kind.name))?;
             self.collect_acks(kind.name, base, start, end - start, &mut report)?;
