@@ -35,6 +35,14 @@ pub struct OwnPorts {
     pub inject: u32,
 }
 
+/// Hands the routed events to the workers; what did not fit a full ring is counted.
+fn flush(router: &mut Router, stats: &ReaderStats) {
+    let dropped = router.flush();
+    if dropped > 0 {
+        stats.ring_full.add(dropped as u64);
+    }
+}
+
 /// Upper bound of parallel commit sockets.
 pub const MAX_COMMIT_SOCKETS: usize = 4;
 
@@ -205,10 +213,7 @@ pub fn run(
         for ev in batch.iter() {
             n += 1;
             if n.is_multiple_of(limit) {
-                let dropped = router.flush();
-                if dropped > 0 {
-                    stats.ring_full.add(dropped as u64);
-                }
+                flush(&mut router, &stats);
             }
             let change = match ev.kind {
                 EventKind::CtNew | EventKind::ExpNew => CtChange::New,
@@ -236,10 +241,7 @@ pub fn run(
             }
         }
         stats.events.add(n);
-        let dropped = router.flush();
-        if dropped > 0 {
-            stats.ring_full.add(dropped as u64);
-        }
+        flush(&mut router, &stats);
         stats.buffer_size.set(sock.stats().buffer_size as u64);
     }
     debug!("netlink reader stopped");

@@ -688,13 +688,18 @@ where
         }
     }
 
-    /// Peers heard from within `peer_timeout`, as a bit set.
-    fn live_peers(&self, now: Instant) -> u64 {
+    /// Peers heard from within `peer_timeout`, with their index.
+    fn live(&self, now: Instant) -> impl Iterator<Item = (usize, &Rx<P>)> {
+        let timeout = self.config.peer_timeout;
         self.peers
             .iter()
             .enumerate()
-            .filter(|(_, r)| now.saturating_duration_since(r.heard) < self.config.peer_timeout)
-            .fold(0, |m, (i, _)| m | peer_bit(i))
+            .filter(move |(_, r)| now.saturating_duration_since(r.heard) < timeout)
+    }
+
+    /// [`Self::live`] as a bit set.
+    fn live_peers(&self, now: Instant) -> u64 {
+        self.live(now).fold(0, |m, (i, _)| m | peer_bit(i))
     }
 
     /// A peer fell silent: release what only it still had to acknowledge.
@@ -731,10 +736,7 @@ where
     /// documentation).
     fn retransmit_overdue(&mut self, now: Instant) {
         let acked_to: Vec<(u64, Seq)> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| now.saturating_duration_since(r.heard) < self.config.peer_timeout)
+            .live(now)
             .filter_map(|(i, r)| Some((peer_bit(i), r.acked_to?)))
             .collect();
         let rto = self.config.retransmit_timeout;
