@@ -45,10 +45,38 @@ struct Measured {
     gap: Duration,
 }
 
+/// How the notify script's primary transition drives conntrackd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Primary {
+    /// `conf/primary-backup.sh`: `-c`, `-f`, `-R`, `-B`, one call each.
+    Calls,
+    /// `conf/primary-backup-takeover.sh`: one `conntrackd --takeover`.
+    TakeoverCli,
+}
+
+impl Primary {
+    const fn script(self) -> &'static str {
+        match self {
+            Self::Calls => "conf/primary-backup.sh",
+            Self::TakeoverCli => "conf/primary-backup-takeover.sh",
+        }
+    }
+}
+
 /// Builds the cluster with `nodes`, streams through fw1, hard-fails fw1 and checks that fw2
 /// took over with the connection intact. Returns the testbed and stream for more steps.
 fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> (Testbed, Stream, Measured) {
-    let mut tb = Testbed::start(nodes, mode);
+    failover_via(label, nodes, mode, Primary::Calls)
+}
+
+/// [`failover`] with the notify script of `primary`.
+fn failover_via(
+    label: &str,
+    nodes: [Node; 2],
+    mode: SyncMode,
+    primary: Primary,
+) -> (Testbed, Stream, Measured) {
+    let mut tb = Testbed::start_with_script(nodes, mode, primary.script());
     let stream = Stream::open(&tb);
     let port = stream.client_port;
     // The backup must hold the flow before the primary dies.
@@ -69,12 +97,13 @@ fn failover(label: &str, nodes: [Node; 2], mode: SyncMode) -> (Testbed, Stream, 
     let runs = tb.fws[1].primary_runs();
     let failed_at = Instant::now();
     tb.hard_fail(0);
-    let m = takeover(label, &tb, &stream, 1, failed_at, runs);
+    let m = takeover(label, &tb, &stream, 1, failed_at, runs, primary);
     (tb, stream, m)
 }
 
 /// Checks that firewall `new` takes the VIPs after the event at `since`, that its notify
-/// script runs the primary transition (run number `runs + 1`) with a successful `-c`, that
+/// script runs the primary transition (run number `runs + 1`) with a successful `-c` (or,
+/// with [`Primary::TakeoverCli`], a successful `--takeover` reporting its four steps), that
 /// its daemon logged a non-empty commit, that its kernel then holds the stream ESTABLISHED
 /// and that the stream resumes without reset. Prints the measurements.
 fn takeover(
@@ -84,6 +113,7 @@ fn takeover(
     new: usize,
     since: Instant,
     runs: usize,
+    primary: Primary,
 ) -> Measured {
     let fw = &tb.fws[new];
     let port = stream.client_port;
@@ -99,11 +129,26 @@ fn takeover(
     );
     let notify_done = since.elapsed();
     let notify = fw.notify_log();
-    if notify.matches("primary: conntrackd -c -> exit 0").count() <= runs {
+    let call = match primary {
+        Primary::Calls => "-c",
+        Primary::TakeoverCli => "--takeover",
+    };
+    if notify
+        .matches(&format!("primary: conntrackd {call} -> exit 0"))
+        .count()
+        <= runs
+    {
         tb.fail(&format!(
-            "{}'s notify script did not run `conntrackd -c` successfully",
+            "{}'s notify script did not run `conntrackd {call}` successfully",
             fw.name
         ));
+    }
+    if primary == Primary::TakeoverCli {
+        for step in ["(-c): done", "(-f): done", "(-R): done", "(-B): done"] {
+            if !notify.contains(step) {
+                tb.fail(&format!("{}'s takeover did not report `{step}`", fw.name));
+            }
+        }
     }
     let log = fw.daemon_log();
     let Some(committed) = log.lines().rev().find(|l| l.contains("Committed ")) else {
@@ -187,6 +232,7 @@ fn failback(label: &str, nodes: [Node; 2]) {
         0,
         restored_at,
         runs,
+        Primary::Calls,
     );
     let notify = tb.fws[0].notify_log();
     // Once at the first start, once after the reboot.
@@ -214,7 +260,7 @@ fn failover_bulk(label: &str, nodes: [Node; 2], n: usize) {
     let runs = tb.fws[1].primary_runs();
     let failed_at = Instant::now();
     tb.hard_fail(0);
-    takeover(label, &tb, &stream, 1, failed_at, runs);
+    takeover(label, &tb, &stream, 1, failed_at, runs, Primary::Calls);
     let held = bulk_established(&tb.fws[1]);
     let log = tb.fws[1].daemon_log();
     let committed = log
@@ -417,82 +463,14 @@ fn failover_ours_ftfw_500_flows() {
 
 /// ours/ours FTFW with `conf/primary-backup-takeover.sh` as notify script: the primary
 /// transition is one `conntrackd --takeover` (commit, flush, resync, bulk send from one
-/// process). Same hard failure and the same proof as [`failover`]: fw2 takes the VIPs, its
-/// script's single call exits 0 after the four steps, its kernel holds the stream
-/// ESTABLISHED and the stream resumes without reset.
+/// process). Same hard failure and the same proof as [`failover`], and the single call
+/// reports its four steps.
 #[test]
 fn failover_ours_ftfw_takeover_cli() {
-    let label = "ours/ours FTFW --takeover";
-    let mut tb = Testbed::start_with_script(
+    failover_via(
+        "ours/ours FTFW --takeover",
         [ours(), ours()],
         SyncMode::Ftfw,
-        "conf/primary-backup-takeover.sh",
+        Primary::TakeoverCli,
     );
-    let stream = Stream::open(&tb);
-    let port = stream.client_port;
-    tb.wait(
-        Duration::from_secs(10),
-        "fw2's external cache to hold the stream",
-        |tb| tb.fws[1].external_has(port),
-    );
-    if tb.fws[1].kernel_flow(port).is_some() {
-        tb.fail("fw2's kernel holds the stream before the failover: the test proves nothing");
-    }
-    tb.wait(Duration::from_secs(5), "20 echoes through fw1", |_| {
-        stream.echoes() >= 20
-    });
-    let runs = tb.fws[1].primary_runs();
-    let failed_at = Instant::now();
-    tb.hard_fail(0);
-    tb.wait(Duration::from_secs(10), "the VIPs to move", |tb| {
-        tb.master() == Some(1)
-    });
-    let took_over = Instant::now();
-    let fw = &tb.fws[1];
-    tb.wait(
-        Duration::from_secs(10),
-        "the notify script (primary)",
-        |_| fw.primary_runs() > runs,
-    );
-    let notify_done = failed_at.elapsed();
-    let notify = fw.notify_log();
-    if !notify.contains("primary: conntrackd --takeover -> exit 0") {
-        tb.fail("fw2's notify script did not run `conntrackd --takeover` successfully");
-    }
-    for step in ["(-c): done", "(-f): done", "(-R): done", "(-B): done"] {
-        if !notify.contains(step) {
-            tb.fail(&format!("fw2's takeover did not report `{step}`"));
-        }
-    }
-    match fw.kernel_flow(port) {
-        Some(l) if l.contains("ESTABLISHED") => {}
-        other => tb.fail(&format!(
-            "fw2's kernel does not hold the stream ESTABLISHED after --takeover: {other:?}"
-        )),
-    }
-    let gap = match stream.outcome(failed_at, took_over, RESUME_TIMEOUT) {
-        Outcome::Resumed { gap } => gap,
-        other => tb.fail(&format!("{label}: the stream did not survive: {other:?}")),
-    };
-    let n = stream.echoes();
-    tb.wait(
-        Duration::from_secs(3),
-        "more echoes after the resumption",
-        |_| stream.echoes() > n + 5,
-    );
-    if let Some(e) = stream.error() {
-        tb.fail(&format!("{label}: the stream failed after resuming: {e}"));
-    }
-    eprintln!(
-        "{label}: takeover by fw2 {:.2} s, notify script done {:.2} s after the event, {} \
-         dropped {} packets as INVALID, stream silent for {:.2} s, no reset",
-        (took_over - failed_at).as_secs_f64(),
-        notify_done.as_secs_f64(),
-        fw.name,
-        fw.invalid_drops(),
-        gap.as_secs_f64(),
-    );
-    for line in notify.lines().filter(|l| l.contains(" primary: ")) {
-        eprintln!("    {line}");
-    }
 }
